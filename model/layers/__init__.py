@@ -1,0 +1,1 @@
+"""Building blocks of the ranking models (all TorchScript-compatible)."""
