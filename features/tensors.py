@@ -121,7 +121,7 @@ def _scenario_codes(columns: Mapping[str, Any], n: int) -> np.ndarray:
             return np.array([SCENARIO_CODES[s] for s in names], dtype=np.int64)
         except KeyError as exc:
             raise ValueError(f"build_inputs: unknown scenario {exc.args[0]!r} (expected 'search' or 'rec')") from None
-    codes = np.asarray(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    codes = np.array(arr.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     if ((codes < 0) | (codes > 1)).any():
         raise ValueError("build_inputs: scenario codes must be 0 (search) or 1 (rec)")
     return codes

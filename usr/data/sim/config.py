@@ -304,9 +304,11 @@ class HistoryConfig:
     """Entries kept per shopper (the model reads the last 50)."""
     prior_mean: float = 25.0
     """Mean number of behaviours a shopper already had before the log starts (the shop
-    is not new), scaled by her activity; drawn from her long-term tastes."""
-    prior_order_share: float = 0.25
-    """Share of those prior behaviours that were purchases."""
+    is not new), scaled by her activity. Each is the click she chose among a few items
+    of an aisle she likes, drawn from the same ground truth as the log, so the history
+    at the start looks like the history later on."""
+    prior_choice_set: int = 8
+    """Items she chose among for each prior behaviour (a screenful)."""
 
 
 @dataclass(frozen=True)

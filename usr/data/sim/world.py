@@ -14,7 +14,6 @@ from usr.data.sim.config import SimConfig
 from usr.data.sim.history import History
 from usr.data.sim.names import MODIFIERS, Vocabulary, aisle_name, brand_names, department_name
 from usr.data.sim.sampling import SegmentSampler, gumbel_top_k, sample_rows
-from usr.data.tables import ACTION_CLICK, ACTION_ORDER, SOURCE_REC, SOURCE_SEARCH
 
 N_DAYPARTS = 4  # night+morning (<11h), midday (<15h), afternoon (<18h), evening
 
@@ -293,27 +292,6 @@ def _build_population(cfg: SimConfig, cat: Catalog, rng: np.random.Generator) ->
                       fav_cate2=fav.astype(np.int64), taste_long=taste)
 
 
-def _prior_history(world: World, rng: np.random.Generator) -> None:
-    """Fill each history with behaviours from before the log starts, drawn from the
-    shopper's long-term tastes (a shop with a past), oldest first."""
-    cfg = world.config
-    pop = world.users
-    L = cfg.history.length
-    n = pop.n_users
-    rel = pop.activity / max(cfg.users.sessions_per_day, 1e-9)
-    counts = np.minimum(rng.poisson(cfg.history.prior_mean * rel), L)
-    counts[0] = 0
-    users = np.repeat(np.arange(n + 1), counts)
-    if users.size == 0:
-        return
-    cate2 = sample_rows(pop.taste_long[:, 1:].astype(np.float64), users, rng.random(users.size)) + 1
-    items = world.state.samplers["cate2"].sample(cate2, rng.random(users.size))
-    cat = world.catalog
-    source = np.where(rng.random(users.size) < pop.search_share[users], SOURCE_SEARCH, SOURCE_REC).astype(np.int8)
-    action = np.where(rng.random(users.size) < cfg.history.prior_order_share, ACTION_ORDER, ACTION_CLICK).astype(np.int8)
-    world.state.history.append(users, items, cat.cate2[items], cat.brand[items], source, action)
-
-
 def build_world(cfg: SimConfig) -> World:
     """Build catalog, population, samplers and prior histories, deterministically from the seed."""
     rng = np.random.default_rng([cfg.seed, 0])
@@ -332,7 +310,13 @@ def build_world(cfg: SimConfig) -> World:
         history=History(cfg.n_users, cfg.history.length),
         samplers=samplers,
     )
+    # start the drifting deviations from their stationary distributions
+    d = cfg.drift
+    state.taste_dev[:] = rng.normal(0.0, d.taste_sigma / np.sqrt(1 - d.taste_rho ** 2), size=state.taste_dev.shape)
+    state.pop_dev = rng.normal(0.0, d.popularity_sigma / np.sqrt(1 - d.popularity_rho ** 2), size=catalog.n_items + 1)
+    state.pop_dev[0] = 0.0
     world = World(config=cfg, catalog=catalog, users=users, state=state)
     world.refresh_samplers()
-    _prior_history(world, rng)
+    from usr.data.sim.prior import fill_prior_history  # uses the ground truth, which needs World
+    fill_prior_history(world, rng)
     return world
