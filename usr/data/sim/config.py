@@ -199,6 +199,8 @@ class ScenarioWeights:
     """The item is among items she clicked but did not order (revisit)."""
     daypart: float
     """Multiplier on the department x time-of-day affinity (breakfast in the morning)."""
+    need: float
+    """Per unit of her need for the aisle (centred: -0.5 just bought ... +0.5 run out)."""
 
 
 def _search_weights() -> ScenarioWeights:
@@ -207,7 +209,7 @@ def _search_weights() -> ScenarioWeights:
     return ScenarioWeights(
         intercept=-4.0, intent_match=2.2, sibling_match=0.6, brand_match=1.2, brand_mismatch=-0.6,
         taste=0.3, favourite_brand=0.5, price=-0.45, popularity=0.3, recent_aisle=0.15,
-        bought_before=0.7, clicked_before=0.3, daypart=0.3,
+        bought_before=0.7, clicked_before=0.3, daypart=0.3, need=0.5,
     )
 
 
@@ -215,9 +217,9 @@ def _rec_weights() -> ScenarioWeights:
     # A browser has no stated intent: long-term taste, recent interest, habits and the
     # moment of the day decide what catches her eye.
     return ScenarioWeights(
-        intercept=-5.6, intent_match=0.0, sibling_match=0.0, brand_match=0.0, brand_mismatch=0.0,
+        intercept=-5.75, intent_match=0.0, sibling_match=0.0, brand_match=0.0, brand_mismatch=0.0,
         taste=0.75, favourite_brand=0.6, price=-0.3, popularity=0.35, recent_aisle=0.5,
-        bought_before=1.0, clicked_before=0.4, daypart=1.0,
+        bought_before=1.0, clicked_before=0.4, daypart=1.0, need=1.2,
     )
 
 
@@ -248,7 +250,7 @@ class ClickConfig:
 class OrderConfig:
     """The click -> order funnel (conversion given click)."""
 
-    intercept_search: float = -3.0
+    intercept_search: float = -3.3
     """Base conversion logit of a search click. With the effects below this gives ~20%
     of search clicks ending in an order: searchers came to buy that thing."""
     intercept_rec: float = -3.9
@@ -262,12 +264,29 @@ class OrderConfig:
     """At checkout the price counts more than when clicking."""
     bought_before: float = 1.0
     """Repurchase of a known product is the most reliable conversion in grocery."""
+    need: float = 1.0
+    """She buys what she has run out of (centred need, as for clicks)."""
     idiosyncratic_sigma: float = 0.5
     """Item-specific reasons to buy or not (size, ingredients), fixed per user x item."""
     idiosyncratic_shared: float = 0.5
     """Share of the click's idiosyncratic liking that also drives the purchase."""
     checkout_delay_s: tuple[float, float] = (30.0, 240.0)
     """Orders are placed at checkout, half a minute to four minutes after the last item seen."""
+
+
+@dataclass(frozen=True)
+class NeedsConfig:
+    """Replenishment: groceries are used up and bought again. Each shopper's need for an
+    aisle grows by 1/cycle per day up to 1 and drops to 0 when she orders from it."""
+
+    cycle_days_median: float = 7.0
+    """A household restocks a typical aisle about weekly ..."""
+    cycle_days_sigma: float = 0.7
+    """... milk and bread every few days, detergent or spices every month or two
+    (log-normal spread of the cycle across aisles)."""
+    intent_weight: float = 1.5
+    """How strongly running out of something decides what she searches for (logit per unit
+    of need, added to her tastes)."""
 
 
 @dataclass(frozen=True)
@@ -307,8 +326,15 @@ class HistoryConfig:
     is not new), scaled by her activity. Each is the click she chose among a few items
     of an aisle she likes, drawn from the same ground truth as the log, so the history
     at the start looks like the history later on."""
+    prior_clicks_per_visit: float = 1.6
+    """Mean clicks per past visit, all in one aisle: a shopper looking at yoghurts opens
+    a couple of them (matches the clicks per clicked session of the log)."""
     prior_choice_set: int = 8
     """Items she chose among for each prior behaviour (a screenful)."""
+    warmup_days: int = 5
+    """Days simulated before the log starts and not written: the shop has been running,
+    so the log should start with histories, needs and recent interests in the state a
+    running shop has, not in the state of a freshly drawn prior."""
 
 
 @dataclass(frozen=True)
@@ -326,6 +352,7 @@ class SimConfig:
     rec: RecConfig = field(default_factory=RecConfig)
     click: ClickConfig = field(default_factory=ClickConfig)
     order: OrderConfig = field(default_factory=OrderConfig)
+    needs: NeedsConfig = field(default_factory=NeedsConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     history: HistoryConfig = field(default_factory=HistoryConfig)

@@ -76,6 +76,8 @@ def respond(world: World, sessions: SessionBatch, cand_sess: np.ndarray, cand_it
     order = click & (rng.random(cand_item.size) < sigmoid(ap.order_logit))
     c = np.flatnonzero(click)
     cat = world.catalog
+    o = np.flatnonzero(order)
+    world.state.need[sessions.user[cand_sess[o]], cat.cate2[cand_item[o]]] = 0.0  # restocked
     world.state.history.append(
         sessions.user[cand_sess[c]], cand_item[c], cat.cate2[cand_item[c]], cat.brand[cand_item[c]],
         np.where(ctx.is_search[c], SOURCE_SEARCH, SOURCE_REC).astype(np.int8),
@@ -135,16 +137,36 @@ class Simulator:
         self.world = build_world(config)
         self.start_weekday = int(np.datetime64(config.sessions.start_date, "D").astype("datetime64[D]").view("int64") + 3) % 7
         self.start_ms = int(np.datetime64(config.sessions.start_date, "ms").astype("int64"))
+        self._warm = False
 
     def day_start_ms(self, day: int) -> int:
         return self.start_ms + day * 86_400_000
 
+    def warm_up(self) -> None:
+        """Simulate ``history.warmup_days`` unlogged days before day 0 (once)."""
+        if self._warm:
+            return
+        w = self.config.history.warmup_days
+        for k in range(w):
+            self._simulate_day(np.random.default_rng([self.config.seed, 4, k]),
+                               (self.start_weekday - w + k) % 7)
+            self.world.advance_day(np.random.default_rng([self.config.seed, 5, k]))
+        self.world.state.day = 0
+        self._warm = True
+
     def run_day(self, day: int) -> DayResult:
-        """Simulate day ``day`` (days must be run in order 0, 1, 2, ...)."""
+        """Simulate day ``day`` of the log (days must be run in order 0, 1, 2, ...)."""
+        self.warm_up()
         if day != self.world.state.day:
             raise ValueError(f"expected day {self.world.state.day}, got {day}")
-        rng = np.random.default_rng([self.config.seed, 1, day])
-        plan: DayPlan = plan_day(self.world, (self.start_weekday + day) % 7, rng)
+        sessions, shown = self._simulate_day(np.random.default_rng([self.config.seed, 1, day]),
+                                             (self.start_weekday + day) % 7)
+        # tomorrow's tastes, popularity and needs
+        self.world.advance_day(np.random.default_rng([self.config.seed, 2, day]))
+        return DayResult(day=day, sessions=sessions, shown=shown)
+
+    def _simulate_day(self, rng: np.random.Generator, weekday: int) -> tuple[SessionBatch, Shown]:
+        plan: DayPlan = plan_day(self.world, weekday, rng)
         parts = []
         if plan.n:
             bounds = np.searchsorted(plan.round, np.arange(int(plan.round.max()) + 2))
@@ -159,7 +181,4 @@ class Simulator:
                                        Intents(empty, empty, empty), self.world.state.history.snapshot(empty)),
                           Shown(empty, empty, empty, empty.astype(float), empty.astype(float),
                                 empty.astype(bool), empty.astype(bool))))
-        sessions, shown = _concat_batches(parts)
-        # tomorrow's tastes and popularity
-        self.world.advance_day(np.random.default_rng([self.config.seed, 2, day]))
-        return DayResult(day=day, sessions=sessions, shown=shown)
+        return _concat_batches(parts)

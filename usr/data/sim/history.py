@@ -37,6 +37,25 @@ class Snapshot:
         return Snapshot(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                           ("item", "cate2", "brand", "source", "action", "count")))
 
+    def distinct_entry(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """For each (row, u): the column of a uniformly drawn *distinct* item of that row
+        (its newest occurrence); -1 where the row is empty."""
+        item = self.item[rows]
+        n, width = item.shape
+        valid = np.arange(width)[None, :] < self.count[rows, None]
+        masked = np.where(valid, item, -1)
+        order = np.argsort(masked, axis=1, kind="stable")       # by item, newest first within an item
+        srt = np.take_along_axis(masked, order, axis=1)
+        head = np.ones_like(srt, dtype=bool)
+        head[:, 1:] = srt[:, 1:] != srt[:, :-1]
+        head &= srt >= 0
+        first = np.zeros_like(head)
+        np.put_along_axis(first, order, head, axis=1)
+        n_distinct = first.sum(axis=1)
+        r = np.minimum((u * n_distinct).astype(np.int64), np.maximum(n_distinct - 1, 0))
+        col = np.argmax(np.cumsum(first, axis=1) > r[:, None], axis=1)
+        return np.where(n_distinct > 0, col, -1)
+
     def recent_aisle(self, rows: np.ndarray, cate2: np.ndarray, window: int, decay: float) -> np.ndarray:
         """Decayed count of ``cate2[j]`` among the newest ``window`` entries of row ``rows[j]``."""
         w = min(window, self.item.shape[1])

@@ -14,7 +14,8 @@ from usr.data.tables import ACTION_CLICK, ACTION_ORDER, SOURCE_REC, SOURCE_SEARC
 def fill_prior_history(world: World, rng: np.random.Generator) -> None:
     """Give each shopper ``~prior_mean x relative activity`` past behaviours, oldest first.
 
-    Each behaviour: an aisle drawn from her long-term tastes, a screenful of that aisle's
+    Behaviours come in visits of ``~prior_clicks_per_visit`` clicks in one aisle drawn
+    from her long-term tastes; for each click, a screenful of that aisle's
     items (by popularity), the one she clicked drawn in proportion to exp(click logit)
     (search weights for search-sourced entries, feed weights otherwise), and whether she
     then ordered it from the conversion probability.
@@ -22,17 +23,22 @@ def fill_prior_history(world: World, rng: np.random.Generator) -> None:
     cfg = world.config
     pop = world.users
     cat = world.catalog
-    L = cfg.history.length
     k = cfg.history.prior_choice_set
     rel = pop.activity / max(cfg.users.sessions_per_day, 1e-9)
-    counts = np.minimum(rng.poisson(cfg.history.prior_mean * rel), L)
-    counts[0] = 0
-    users = np.repeat(np.arange(pop.n_users + 1), counts)
-    m = users.size
-    if m == 0:
+    per_visit = cfg.history.prior_clicks_per_visit
+    visits = rng.poisson(cfg.history.prior_mean * rel / per_visit)
+    visits[0] = 0
+    v_user = np.repeat(np.arange(pop.n_users + 1), visits)
+    if v_user.size == 0:
         return
-    is_search = rng.random(m) < pop.search_share[users]
-    cate2 = sample_rows(pop.taste_long[:, 1:].astype(np.float64), users, rng.random(m)) + 1
+    v_search = rng.random(v_user.size) < pop.search_share[v_user]
+    v_cate2 = sample_rows(pop.taste_long[:, 1:].astype(np.float64), v_user, rng.random(v_user.size)) + 1
+    # several clicks per visit, in the same aisle (histories come in clumps)
+    v_clicks = 1 + rng.poisson(per_visit - 1.0, size=v_user.size)
+    users = np.repeat(v_user, v_clicks)
+    is_search = np.repeat(v_search, v_clicks)
+    cate2 = np.repeat(v_cate2, v_clicks)
+    m = users.size
     cand_user = np.repeat(users, k)
     cand_c2 = np.repeat(cate2, k)
     cand_s = np.repeat(is_search, k)

@@ -100,7 +100,9 @@ def choose_intents(world: World, users: np.ndarray, is_search: np.ndarray, snap:
     if s.size == 0:
         return Intents(cate2, brand, modifier)
 
-    tastes = world.taste_rows(users[s])[:, 1:].astype(np.float64) / sc.intent_temperature
+    us = users[s]
+    tastes = (world.taste_rows(us)[:, 1:].astype(np.float64)
+              + cfg.needs.intent_weight * world.state.need[us, 1:]) / sc.intent_temperature
     c_taste = 1 + sample_rows(tastes, np.arange(s.size), rng.random(s.size))
     n_recent = np.minimum(snap.count[s], cfg.click.recent_window)
     j = np.minimum((rng.random(s.size) * n_recent).astype(np.int64), np.maximum(n_recent - 1, 0))
@@ -177,8 +179,10 @@ def retrieve(world: World, users: np.ndarray, is_search: np.ndarray, intents: In
         res = np.zeros(ri.size, dtype=np.int64)
         from_aisle = ((comp == 0) | (comp == 1)) & (pick_n > 0)
         res[from_aisle] = smp["cate2"].sample(snap.cate2[row[from_aisle], j[from_aisle]], u_item[ri][from_aisle])
+        # buy it again: a distinct item from her history (each item once, however often bought)
         again = (comp == 2) & (pick_n > 0)
-        res[again] = snap.item[row[again], j[again]]
+        jd = snap.distinct_entry(row[again], u_aux[ri][again])
+        res[again] = snap.item[row[again], np.maximum(jd, 0)]
         rest = res == 0
         res[rest] = smp["all"].sample(np.zeros(int(rest.sum()), dtype=np.int64), u_item[ri][rest])
         items[ri] = res

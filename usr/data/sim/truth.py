@@ -18,7 +18,7 @@ _SALT_CLICK = 0x51C1
 _SALT_ORDER = 0x0DE5
 _WEIGHT_NAMES = ("intent_match", "sibling_match", "brand_match", "brand_mismatch", "taste",
                  "favourite_brand", "price", "popularity", "recent_aisle", "bought_before",
-                 "clicked_before", "daypart")
+                 "clicked_before", "daypart", "need")
 
 
 @dataclass
@@ -74,12 +74,14 @@ def appeal(world: World, ctx: Context) -> Appeal:
     price_z = cat.price_z[i]
     price = world.users.price_beta[u] * price_z
     pop = world.logpop(i)
-    recent = ctx.snapshot.recent_aisle(ctx.snap_row, c2, cfg.click.recent_window, cfg.click.recent_decay)
+    # interest in an aisle saturates: the third yoghurt click adds less than the first
+    recent = np.log1p(ctx.snapshot.recent_aisle(ctx.snap_row, c2, cfg.click.recent_window, cfg.click.recent_decay))
     bought, clicked = ctx.snapshot.contains(ctx.snap_row, i)
     daypart = cat.daypart_affinity[c1, daypart_of_hour(ctx.hour)]
+    need = world.state.need[u, c2].astype(np.float64) - 0.5
 
     feats = np.stack([intent, sibling, brand_match, brand_mismatch, taste, fav_brand, price, pop,
-                      recent, bought, clicked, daypart], axis=1).astype(np.float64)
+                      recent, bought, clicked, daypart, need], axis=1).astype(np.float64)
     w = np.where(is_s[:, None], _weights(cfg.click.search)[None, :], _weights(cfg.click.rec)[None, :])
     intercept = np.where(is_s, cfg.click.search.intercept, cfg.click.rec.intercept)
     known = intercept + (feats * w).sum(axis=1)
@@ -95,7 +97,7 @@ def appeal(world: World, ctx: Context) -> Appeal:
     rho = oc.idiosyncratic_shared
     order_logit = (np.where(is_s, oc.intercept_search, oc.intercept_rec)
                    + oc.intent_match * intent + oc.taste * taste + oc.favourite_brand * fav_brand
-                   + oc.price * price + oc.bought_before * bought
+                   + oc.price * price + oc.bought_before * bought + oc.need * need
                    + oc.idiosyncratic_sigma * (rho * z_click + np.sqrt(1 - rho * rho) * z_order))
     return Appeal(click_logit=click_logit, known_logit=known, order_logit=order_logit)
 

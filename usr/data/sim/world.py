@@ -43,6 +43,7 @@ class Catalog:
     brand_cate1: np.ndarray    # int64[B+1] department of each brand
     cate2_brand_ok: np.ndarray  # bool[C2+1, B+1] the aisle has items of the brand
     daypart_affinity: np.ndarray  # float64[C1+1, N_DAYPARTS]
+    need_rate: np.ndarray      # float64[C2+1] need growth per day (1 / replenishment cycle)
     cate1_names: list[str]     # index = id (0 = "")
     cate2_names: list[str]
     brand_names: list[str]
@@ -107,6 +108,7 @@ class WorldState:
 
     day: int
     taste_dev: np.ndarray      # float32[U+1, C2+1]
+    need: np.ndarray           # float32[U+1, C2+1] in [0, 1]: 0 just bought, 1 run out
     pop_dev: np.ndarray        # float64[I+1]
     history: History
     samplers: dict[str, SegmentSampler] = field(default_factory=dict)
@@ -149,17 +151,19 @@ class World:
         st.taste_dev += rng.normal(0.0, d.taste_sigma, size=st.taste_dev.shape).astype(np.float32)
         st.pop_dev = d.popularity_rho * st.pop_dev + rng.normal(0.0, d.popularity_sigma, size=st.pop_dev.shape)
         st.pop_dev[0] = 0.0
+        np.minimum(st.need + self.catalog.need_rate[None, :].astype(np.float32), 1.0, out=st.need)
         st.day += 1
         self.refresh_samplers()
 
     # --- persistence (for the live responder) ----------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"day": np.array(self.state.day), "taste_dev": self.state.taste_dev,
+        return {"day": np.array(self.state.day), "taste_dev": self.state.taste_dev, "need": self.state.need,
                 "pop_dev": self.state.pop_dev, **self.state.history.state_arrays()}
 
     def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.state.day = int(arrays["day"])
         self.state.taste_dev = np.array(arrays["taste_dev"], dtype=np.float32)
+        self.state.need = np.array(arrays["need"], dtype=np.float32)
         self.state.pop_dev = np.array(arrays["pop_dev"], dtype=np.float64)
         self.state.history = History.from_arrays(arrays)
         self.refresh_samplers()
@@ -240,12 +244,15 @@ def _build_catalog(cfg: SimConfig, rng: np.random.Generator) -> Catalog:
 
     daypart = rng.normal(0.0, cfg.click.daypart_sigma, size=(n_c1 + 1, N_DAYPARTS))
     daypart[0] = 0.0
+    cycle = cfg.needs.cycle_days_median * np.exp(rng.normal(0.0, cfg.needs.cycle_days_sigma, size=n_c2 + 1))
+    need_rate = 1.0 / np.maximum(cycle, 1.0)
+    need_rate[0] = 0.0
 
     return Catalog(
         n_items=n_items, n_cate1=n_c1, n_cate2=n_c2, n_brands=n_b, cate2_per_cate1=per,
         cate1=cate1, cate2=cate2, brand=brand, price=price, price_z=price_z, price_bucket=bucket,
         base_logpop=base_logpop, cate2_cate1=cate2_cate1, brand_cate1=brand_cate1,
-        cate2_brand_ok=cate2_brand_ok, daypart_affinity=daypart,
+        cate2_brand_ok=cate2_brand_ok, daypart_affinity=daypart, need_rate=need_rate,
         cate1_names=cate1_names, cate2_names=cate2_names, brand_names=bnames, vocab=vocab,
     )
 
@@ -306,6 +313,8 @@ def build_world(cfg: SimConfig) -> World:
     state = WorldState(
         day=0,
         taste_dev=np.zeros((cfg.n_users + 1, catalog.n_cate2 + 1), dtype=np.float32),
+        # time since the last purchase is spread over the cycle: need starts uniform
+        need=rng.random((cfg.n_users + 1, catalog.n_cate2 + 1), dtype=np.float32),
         pop_dev=np.zeros(catalog.n_items + 1),
         history=History(cfg.n_users, cfg.history.length),
         samplers=samplers,
