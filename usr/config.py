@@ -103,12 +103,44 @@ class TritonConfig(_Section):
         return f"{self.host}:{self.grpc_port}"
 
 
+class StreamsConfig(_Section):
+    """Stream workers (streams/): Kafka events -> Feast online features + labelled rows."""
+    workers: int = Field(1, ge=0, le=64, description="worker processes started by `usr stack up` (0: none)")
+    app_id: str = Field("usr-streams", pattern=r"^[A-Za-z0-9._-]+$")
+    web_port_base: Port = Field(16066, ge=1, le=65535, description="worker i serves Faust's web UI on base+i")
+    history_len: int = Field(50, ge=1, le=1000)
+    click_window_s: int = Field(1800, ge=1, description="attribution window impression -> click")
+    order_window_s: int = Field(86400, ge=1, description="attribution window click -> order")
+    lateness_s: int = Field(300, ge=0, description="accepted out-of-order delay before an event counts as late")
+    batch_size: int = Field(500, ge=1)
+    flush_interval_s: float = Field(0.2, gt=0)
+
+
+class GatewayConfig(_Section):
+    """The gRPC ranking gateway (gateway/)."""
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Port = Field(18500, ge=1, le=65535)
+    metrics_port: Port = Field(18501, ge=1, le=65535)
+    max_candidates: int = Field(1000, ge=1)
+    triton_timeout_ms: int = Field(200, ge=1)
+    objective: Literal["ctr", "ctcvr", "weighted"] = "ctcvr"
+    ctr_weight: float = Field(0.0, ge=0)
+    ctcvr_weight: float = Field(1.0, ge=0)
+    item_cache_ttl_s: float = Field(5.0, ge=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    auth_token_env: str | None = Field(None, description="env var holding the bearer token clients must send")
+
+
 class Config(_Section):
     run: RunConfig = RunConfig()
     kafka: KafkaConfig = KafkaConfig()
     redis: RedisConfig = RedisConfig()
     feast: FeastConfig = FeastConfig()
     triton: TritonConfig = TritonConfig()
+    streams: StreamsConfig = StreamsConfig()
+    gateway: GatewayConfig = GatewayConfig()
 
     @field_validator("*", mode="before")
     @classmethod

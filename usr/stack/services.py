@@ -167,8 +167,22 @@ def _triton(config: Config) -> Service:
                    stop_signal=signal.SIGINT)
 
 
+def _optional(module_name: str, config: Config) -> list[Service]:
+    """Services contributed by a part of the project (streams/, gateway/): ``<module>.services(config)``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return []
+        raise
+    return list(module.services(config))
+
+
 def services(config: Config) -> list[Service]:
     """The stack in start order (stop order is the reverse)."""
-    found = [_kafka(config), _redis(config), _feast(config), _triton(config)]
+    found = [_kafka(config), _redis(config), _feast(config), _triton(config),
+             *_optional("streams.service", config), *_optional("gateway.service", config)]
     return [s for s in found if s is not None]
 
