@@ -57,7 +57,7 @@ def metrics_from_predictions(pred: dict[str, np.ndarray], *, with_gauc: bool = T
         y = (pred["click"] if is_ctr else pred["ctcvr_label"])[in_scenario]
         p = (pred["ctr"] if is_ctr else pred["ctcvr"])[in_scenario]
         out[f"{task}_auc"] = auc(y, p)
-        out[f"{task}_logloss"] = logloss(y, p)
+        out[f"{task}_logloss"] = logloss(y, p) if len(y) else float("nan")
         if with_gauc:
             out[f"{task}_gauc"] = gauc(y, p, pred["user_id"][in_scenario])
         out[f"{task}_n"] = float(in_scenario.sum())

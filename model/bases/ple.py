@@ -3,7 +3,7 @@ gate mixes its own and the shared experts; a shared gate over all experts feeds 
 level's shared input."""
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +23,9 @@ class CGCLevel(nn.Module):
         self.specific = SlotLinear(n_slots, in_dim, n_specific * expert_dim)
         self.shared = nn.Linear(in_dim, n_shared * expert_dim)
         self.slot_gates = SlotLinear(n_slots, in_dim, n_specific + n_shared)
-        self.shared_gate = nn.Linear(in_dim, n_slots * n_specific + n_shared)
+        self.shared_gate: Optional[nn.Linear] = None
+        if not last:  # the last level has no shared output to gate
+            self.shared_gate = nn.Linear(in_dim, n_slots * n_specific + n_shared)
 
     def forward(self, slot_inputs: Tensor, shared_input: Tensor) -> List[Tensor]:
         b = shared_input.size(0)
@@ -32,11 +34,12 @@ class CGCLevel(nn.Module):
         candidates = torch.cat([specific, shared.expand(-1, self.n_slots, -1, -1)], dim=2)   # [B, S, k+m, H]
         gates = torch.softmax(self.slot_gates(slot_inputs), dim=-1).unsqueeze(-1)             # [B, S, k+m, 1]
         slot_out = (gates * candidates).sum(2)                                                # [B, S, H]
-        if self.last:
+        shared_gate_layer = self.shared_gate
+        if shared_gate_layer is None:
             return [slot_out, shared_input]
         everything = torch.cat([specific.reshape(b, self.n_slots * self.n_specific, self.expert_dim),
                                 shared.squeeze(1)], dim=1)
-        shared_gate = torch.softmax(self.shared_gate(shared_input), dim=-1).unsqueeze(-1)
+        shared_gate = torch.softmax(shared_gate_layer(shared_input), dim=-1).unsqueeze(-1)
         return [slot_out, (shared_gate * everything).sum(1)]
 
 
