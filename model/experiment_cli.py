@@ -30,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-lr", type=float, default=TrainConfig.embedding_lr)
     parser.add_argument("--sample-fraction", type=float, help="train on this fraction of the training rows")
     parser.add_argument("--max-train-rows", type=int, help="sets the sample fraction so about this many training rows are used")
+    parser.add_argument("--spec", help="feature spec JSON (default: the built-in FeatureSpec)")
     parser.add_argument("--history-len", type=int, help="override the feature spec's history length")
     parser.add_argument("--jobs", type=int, help="parallel training processes (default 1, --quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
@@ -41,7 +42,7 @@ def plan_from_args(args: argparse.Namespace):
     from model.experiment import ExperimentPlan, canonical_base
 
     quick = bool(args.quick)
-    spec = FeatureSpec()
+    spec = FeatureSpec.load(args.spec) if args.spec else FeatureSpec()
     if args.history_len:
         spec = FeatureSpec.from_json(json.dumps({**json.loads(spec.to_json()), "history_len": args.history_len}))
     sample_fraction = args.sample_fraction or 1.0

@@ -20,13 +20,13 @@ def info_nce(view_a: Tensor, view_b: Tensor, user_ids: Tensor, tau: float = 0.1,
     n = logits.size(0)
     eye = torch.eye(n, dtype=torch.bool, device=logits.device)
     same_user = user_ids.unsqueeze(0) == user_ids.unsqueeze(1)
-    if same_user_positive:
-        positive = same_user | eye
-    else:
-        positive = eye
-    if mask_same_user and not same_user_positive:
-        logits = logits.masked_fill(same_user & ~eye, -1e9)
-    # multi-positive InfoNCE: -log( sum_pos exp / sum_all exp ), averaged over rows
+    if not same_user_positive:
+        if mask_same_user:
+            logits = logits.masked_fill(same_user & ~eye, -1e9)
+        target = torch.arange(n, device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    # several positives per row: -log( sum_pos exp / sum_all exp ), averaged over rows
+    positive = same_user | eye
     loss_ab = torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~positive, -1e9), 1)
     loss_ba = torch.logsumexp(logits.t(), 1) - torch.logsumexp(logits.t().masked_fill(~positive.t(), -1e9), 1)
     return 0.5 * (loss_ab.mean() + loss_ba.mean())
