@@ -44,7 +44,11 @@ class LiveShop:
     """Live shoppers drawn from a simulated world (see the module docstring)."""
 
     def __init__(self, world: World, seed: int = 0, start_ms: int | None = None,
-                 mean_gap_ms: float = 2_000.0):
+                 mean_gap_ms: float = 2_000.0, run_id: str | None = None):
+        """``start_ms``: clock of the first request (default: the morning after the world's
+        last day); ``mean_gap_ms``: mean time between requests; ``run_id``: prefix of
+        request and event ids (default ``live<seed>``) -- give each run against the same
+        stack its own, since downstream writes are idempotent by event id."""
         self.world = world
         self.rng = np.random.default_rng([world.config.seed, 9, seed])
         cfg = world.config
@@ -56,6 +60,7 @@ class LiveShop:
         self._pending: dict[str, _Pending] = {}
         self._counter = 0
         self._seed = seed
+        self.run_id = run_id or f"live{seed}"
         act = world.users.activity.copy()
         act[0] = 0.0
         self._user_p = act / act.sum()
@@ -121,7 +126,7 @@ class LiveShop:
         batch = SessionBatch(user=users, start_s=np.array([start_s]), is_search=is_search,
                              list_len=np.array([list_len]), intents=intents, snapshot=snap)
         self._counter += 1
-        request_id = f"live{self._seed}-{self._counter}"
+        request_id = f"{self.run_id}-{self._counter}"
         query = ""
         query_id = 0
         terms: list[int] = []
