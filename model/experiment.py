@@ -199,9 +199,11 @@ def results_markdown(results: dict[str, Any]) -> str:
     lines = [f"# USR offline experiment", "",
              f"Data: `{meta['data_dir']}` ({meta['rows']} impressions), train days {meta['split']['train']}, "
              f"validation {meta['split']['valid']}, test {meta['split']['test']}; {meta['seeds']} seed(s); "
-             f"mean ± sample std over seeds. Epochs ≤ {meta['train_config']['epochs']} (early stopping on validation mean AUC), "
-             f"batch {meta['train_config']['batch_size']}, history length {meta['feature_spec']['history_len']}, "
-             f"training fraction {meta['train_config']['sample_fraction']}.", "",
+             f"mean ± sample std over seeds. "
+             + (f"Epochs ≤ {meta['train_config']['epochs']} (early stopping on validation mean AUC), "
+                if meta['train_config'].get('validate', True) else f"{meta['train_config']['epochs']} epoch(s), no validation pass, ")
+             + f"batch {meta['train_config']['batch_size']}, history length {meta['feature_spec']['history_len']}, "
+             f"training fraction {meta['train_config']['sample_fraction']:.3f} of the training days' rows.", "",
              "## Test AUC", "",
              "| Model | S-CTR AUC | S-CTCVR AUC | R-CTR AUC | R-CTCVR AUC |",
              "|---|---|---|---|---|"]

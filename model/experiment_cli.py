@@ -51,8 +51,9 @@ def plan_from_args(args: argparse.Namespace):
         split = time_split(available_days(open_dataset(args.data)))
         train_rows = BatchStream(args.data, spec, split.train_days, 1).count_rows()
         sample_fraction = min(sample_fraction, max_rows / max(train_rows, 1))
+    epochs = args.epochs or (QUICK["epochs"] if quick else TrainConfig.epochs)
     train = TrainConfig(
-        epochs=args.epochs or (QUICK["epochs"] if quick else TrainConfig.epochs),
+        epochs=epochs, validate=epochs > 1,
         batch_size=args.batch_size or (QUICK["batch_size"] if quick else TrainConfig.batch_size),
         lr=args.lr, embedding_lr=args.embedding_lr, threads=args.threads, sample_fraction=sample_fraction,
         progress=not args.no_progress,

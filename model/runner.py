@@ -36,7 +36,7 @@ def train_variant(data_dir: str | Path, out_dir: str | Path, model_config: Model
                         drop_last=True, sample_fraction=train_config.sample_fraction,
                         global_labels=model_config.global_labels, prefetch=train_config.prefetch)
     valid = None
-    if rank == 0 and split.valid_days:
+    if rank == 0 and split.valid_days and train_config.validate:
         valid = BatchStream(data_dir, spec, split.valid_days, train_config.eval_batch_size,
                             global_labels=model_config.global_labels, prefetch=train_config.prefetch)
     fit = trainer.fit(train, valid, resume=resume, warm_start=warm_start)

@@ -50,6 +50,7 @@ class TrainConfig:
     max_steps_per_epoch: Optional[int] = None
     progress: bool = True
     prefetch: int = 2
+    validate: bool = True       # False: no validation pass (e.g. one epoch: nothing to stop early)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
