@@ -100,8 +100,8 @@ def run_experiment(plan: ExperimentPlan, log: Any = print) -> dict[str, Any]:
     split = time_split(available_days(dataset))
     total_rows = int(dataset.count_rows())
     jobs: list[tuple[str, int, Path]] = []
-    for variant, _, _ in plan.variants():
-        for seed in range(plan.seeds):
+    for seed in range(plan.seeds):  # seed-major: an interrupted run leaves whole seeds done
+        for variant, _, _ in plan.variants():
             jobs.append((variant, seed, plan.out_dir / "runs" / safe_name(variant) / f"seed{seed}"))
 
     summaries: dict[tuple[str, int], dict[str, Any]] = {}
