@@ -145,6 +145,9 @@ def _triton(config: Config) -> Service:
             # (pytriton guards the repository-index endpoint with a token, so ask per model)
             served = sorted(sig.parent.name for sig in t.model_repository.glob("*/signature.json"))
             ready = [m for m in served if _model_ready(client, m)]
+            missing = sorted(set(served) - set(ready))
+            if missing:
+                return Health(False, f"{t.grpc_url}: models not loaded yet: {missing}")
             return Health(True, f"{t.grpc_url}: ready, models {ready or 'none'}")
         except Exception as exc:  # noqa: BLE001
             return Health(False, f"{t.grpc_url}: {type(exc).__name__}: {str(exc)[:120]}")
