@@ -260,3 +260,16 @@ def test_cli_simulate_writes_the_directory(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["impressions"] == pq.read_metadata(tmp_path / "o" / "impressions.parquet").num_rows > 0
     assert set(summary["oracle_auc"]) == {"search_ctr", "search_ctcvr", "rec_ctr", "rec_ctcvr"}
+
+
+def test_cli_sim_config_file_and_overrides(tmp_path, capsys):
+    from usr.cli import main
+    cfg = SimConfig(n_users=150, n_items=300, days=1, seed=4)
+    cfg = cfg.replace(history=dc.replace(cfg.history, warmup_days=0), policy=dc.replace(cfg.policy, skill=0.0))
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert main(["simulate", "--out", str(tmp_path / "o"), "--sim-config", str(path), "--seed", "9", "--no-progress"]) == 0
+    written = SimConfig.from_dict(json.loads((tmp_path / "o" / "sim_config.json").read_text()))
+    assert written == cfg.replace(seed=9)
+    capsys.readouterr()
+    assert main(["simulate", "--out", str(tmp_path / "p"), "--users", "0"]) == 2

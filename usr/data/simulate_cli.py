@@ -18,12 +18,12 @@ from usr.data.sim.config import SimConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--days", type=int, default=7, help="days to simulate (default 7)")
-    parser.add_argument("--users", type=int, default=10_000, help="number of shoppers (default 10000)")
-    parser.add_argument("--items", type=int, default=10_000, help="number of items (default 10000)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    parser.add_argument("--days", type=int, help="days to simulate (default 7)")
+    parser.add_argument("--users", type=int, help="number of shoppers (default 10000)")
+    parser.add_argument("--items", type=int, help="number of items (default 10000)")
+    parser.add_argument("--seed", type=int, help="random seed: same seed, same output (default 0)")
     parser.add_argument("--sim-config", help="JSON file with simulator parameters (e.g. a saved sim_config.json); "
-                                             "--days/--users/--items/--seed given explicitly override it")
+                                             "--days/--users/--items/--seed, where given, override it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -31,7 +31,8 @@ def build_sim_config(args: argparse.Namespace) -> SimConfig:
     base = SimConfig()
     if args.sim_config:
         base = SimConfig.from_dict(json.loads(Path(args.sim_config).read_text()))
-    return base.replace(n_users=args.users, n_items=args.items, days=args.days, seed=args.seed)
+    given = {"n_users": args.users, "n_items": args.items, "days": args.days, "seed": args.seed}
+    return base.replace(**{k: v for k, v in given.items() if v is not None})
 
 
 def _summary(stats: dict) -> dict:
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace, config: Config) -> int:
     from usr.data.sim.run import simulate
 
     for name in ("days", "users", "items"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             print(f"usr simulate: --{name} must be >= 1")
             return 2
     try:

@@ -12,6 +12,7 @@ Layout of ``out_dir``:
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -76,8 +77,20 @@ def simulate(config: SimConfig, out_dir: str | Path, progress: bool = True,
         "wall_s": round(wall, 3), "world_build_s": round(t_world, 3),
         "impressions_per_s": round(n_imps / wall, 1) if wall > 0 else None,
     })
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    stats = json_safe(stats)
+    (out / "stats.json").write_text(json.dumps(stats, indent=2, allow_nan=False))
     return stats
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None, recursively (strict JSON has no NaN; e.g. AUC with one class)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def load_config_from_dir(out_dir: str | Path) -> SimConfig:
