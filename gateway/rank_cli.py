@@ -1,0 +1,38 @@
+"""``usr rank --user U --scenario search|rec [--query Q] --candidates 1 2 3``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from usr.config import Config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", type=int, required=True)
+    parser.add_argument("--scenario", choices=["search", "rec"], required=True)
+    parser.add_argument("--query", default="")
+    parser.add_argument("--candidates", type=int, nargs="+", required=True)
+    parser.add_argument("--address", help="host:port (default: the configured gateway)")
+    parser.add_argument("--timeout", type=float, default=2.0)
+
+
+def run(args: argparse.Namespace, config: Config) -> int:
+    import grpc
+
+    from gateway.client import RankingClient
+
+    address = args.address or f"{config.gateway.host}:{config.gateway.port}"
+    with RankingClient(address, timeout_s=args.timeout) as client:
+        try:
+            reply = client.rank(args.user, args.scenario, args.candidates, query=args.query)
+        except grpc.RpcError as exc:
+            print(f"usr rank: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json.dumps({
+        "request_id": reply.request_id, "model_version": reply.model_version, "fallback": reply.fallback,
+        "fallback_reason": reply.fallback_reason, "objective": reply.objective,
+        "items": [{"item_id": i.item_id, "ctr": round(i.ctr, 6), "ctcvr": round(i.ctcvr, 6),
+                   "score": round(i.score, 6)} for i in reply.items],
+    }, indent=2))
+    return 0

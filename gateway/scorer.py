@@ -1,0 +1,82 @@
+"""Scores through Triton over gRPC (asyncio), with a deadline.
+
+Whichever server hosts the model (the official container or the local host), the
+model reports its own version in the ``model_version`` output.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc.aio as grpcclient
+
+from features.spec import FeatureSpec
+
+_TRITON_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
+
+
+@dataclass
+class Scores:
+    ctr: np.ndarray
+    ctcvr: np.ndarray
+    model_version: int
+
+
+class ModelRepository:
+    """The serving model's feature spec, read from the Triton model repository.
+
+    Follows the same rule as the servers: the pinned ``serving_version`` if present,
+    else the newest version. Specs are cached per version.
+    """
+
+    def __init__(self, repo: Path, name: str) -> None:
+        self.model_dir = Path(repo) / name
+        self._specs: dict[int, FeatureSpec] = {}
+
+    def versions(self) -> list[int]:
+        if not self.model_dir.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.model_dir.iterdir() if p.name.isdigit() and (p / "model.pt").is_file())
+
+    def serving_version(self) -> int | None:
+        available = self.versions()
+        try:
+            pinned = int((self.model_dir / "serving_version").read_text().strip())
+            if pinned in available:
+                return pinned
+        except (OSError, ValueError):
+            pass
+        return available[-1] if available else None
+
+    def spec(self, version: int) -> FeatureSpec:
+        if version not in self._specs:
+            self._specs[version] = FeatureSpec.from_json((self.model_dir / str(version) / "feature_spec.json").read_text())
+        return self._specs[version]
+
+    def signature(self) -> dict:
+        return json.loads((self.model_dir / "signature.json").read_text())
+
+
+class TritonScorer:
+    def __init__(self, url: str, model_name: str, timeout_s: float) -> None:
+        self.url, self.model_name, self.timeout_s = url, model_name, timeout_s
+        self.client = grpcclient.InferenceServerClient(url)
+
+    async def score(self, arrays: dict[str, np.ndarray], reshape_scalars: set[str]) -> Scores:
+        inputs = []
+        for name, a in arrays.items():
+            if name in reshape_scalars:
+                a = a.reshape(-1, 1)
+            inp = grpcclient.InferInput(name, list(a.shape), _TRITON_DTYPES[a.dtype])
+            inp.set_data_from_numpy(np.ascontiguousarray(a))
+            inputs.append(inp)
+        outputs = [grpcclient.InferRequestedOutput(n) for n in ("ctr", "ctcvr", "model_version")]
+        result = await self.client.infer(self.model_name, inputs, outputs=outputs, client_timeout=self.timeout_s)
+        version = result.as_numpy("model_version")
+        return Scores(result.as_numpy("ctr").reshape(-1), result.as_numpy("ctcvr").reshape(-1),
+                      int(version.reshape(-1)[0]) if version is not None and version.size else -1)
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,42 @@
+"""The gateway as a service of the local stack (``usr stack up`` starts it last)."""
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from usr.config import Config
+from usr.stack import process
+from usr.stack.process import RunPaths
+from usr.stack.services import Health, Service
+
+
+def health_check(config: Config, timeout_s: float = 2.0) -> Health:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    address = f"{config.gateway.host}:{config.gateway.port}"
+    if not process.port_open(config.gateway.host, config.gateway.port):
+        return Health(False, f"{address}: connection refused")
+    try:
+        with grpc.insecure_channel(address) as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
+                                                              timeout=timeout_s)
+        ok = reply.status == health_pb2.HealthCheckResponse.SERVING
+        return Health(ok, f"{address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+    except Exception as exc:  # noqa: BLE001
+        return Health(False, f"{address}: {type(exc).__name__}")
+
+
+def services(config: Config) -> list[Service]:
+    if not config.gateway.enabled:
+        return []
+
+    def start(paths: RunPaths) -> int:
+        # the child reads exactly the configuration this process validated
+        effective = config.run.dir / "gateway-config.yaml"
+        effective.write_text(yaml.safe_dump(config.dump(), sort_keys=False))
+        return process.spawn(paths, "gateway", [sys.executable, "-m", "gateway.server", "--config", str(effective)])
+
+    return [Service(name="gateway", mode="local", ports=[config.gateway.port, config.gateway.metrics_port],
+                    managed=True, check=lambda: health_check(config), start=start)]
