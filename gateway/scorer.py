@@ -62,7 +62,14 @@ class ModelRepository:
 class TritonScorer:
     def __init__(self, url: str, model_name: str, timeout_s: float) -> None:
         self.url, self.model_name, self.timeout_s = url, model_name, timeout_s
-        self.client = grpcclient.InferenceServerClient(url)
+        self._client: grpcclient.InferenceServerClient | None = None
+
+    @property
+    def client(self) -> grpcclient.InferenceServerClient:
+        # created on first use, inside the serving event loop (the aio channel binds to it)
+        if self._client is None:
+            self._client = grpcclient.InferenceServerClient(self.url)
+        return self._client
 
     async def score(self, arrays: dict[str, np.ndarray], reshape_scalars: set[str]) -> Scores:
         inputs = []
@@ -79,4 +86,5 @@ class TritonScorer:
                       int(version.reshape(-1)[0]) if version is not None and version.size else -1)
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()

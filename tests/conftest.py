@@ -25,7 +25,7 @@ def free_ports(n: int) -> list[int]:
 
 def stack_config(run_dir: Path, **extra: str) -> Config:
     """A config with its own run dir and free ports; ``extra``: USR__... overrides."""
-    k, kc, r, tg, th, tm = free_ports(6)
+    k, kc, r, tg, th, tm, gp, gm, sw = free_ports(9)
     env = {
         "USR__RUN__DIR": str(run_dir),
         "USR__RUN__CACHE_DIR": str(Path(__file__).resolve().parent.parent / ".cache"),
@@ -33,6 +33,8 @@ def stack_config(run_dir: Path, **extra: str) -> Config:
         "USR__REDIS__PORT": str(r),
         "USR__TRITON__GRPC_PORT": str(tg), "USR__TRITON__HTTP_PORT": str(th), "USR__TRITON__METRICS_PORT": str(tm),
         "USR__TRITON__MODEL_REPOSITORY": str(run_dir / "triton_repo"),
+        "USR__GATEWAY__PORT": str(gp), "USR__GATEWAY__METRICS_PORT": str(gm),
+        "USR__STREAMS__WEB_PORT_BASE": str(sw),
         **extra,
     }
     return load_config(environ=env)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def test_every_service_reports_healthy(stack: Config) -> None:
     statuses = manager.status(stack)
-    assert {s.name for s in statuses} == {"kafka", "feast", "triton"}
+    assert {"kafka", "feast", "triton", "gateway"} <= {s.name for s in statuses}
     assert all(s.healthy for s in statuses), [(s.name, s.detail) for s in statuses]
     kafka = next(s for s in statuses if s.name == "kafka")
     assert kafka.mode == "apache" and kafka.pid and kafka.rss_mb > 50
@@ -71,7 +71,8 @@ def test_feast_write_is_read_back_from_redis(stack: Config, tmp_path) -> None:
     # Redis as the online store; Kafka and Triton are the session's, used as external services
     config = stack_config(tmp_path, USR__FEAST__ONLINE_STORE="redis",
                           USR__KAFKA__MODE="external", USR__KAFKA__BOOTSTRAP_SERVERS=stack.kafka.bootstrap,
-                          USR__TRITON__MODE="external", USR__TRITON__GRPC_PORT=str(stack.triton.grpc_port))
+                          USR__TRITON__MODE="external", USR__TRITON__GRPC_PORT=str(stack.triton.grpc_port),
+                          USR__GATEWAY__ENABLED="false", USR__STREAMS__WORKERS="0")
     try:
         statuses = manager.up(config)
         assert {s.name: s.healthy for s in statuses}["redis"]
@@ -105,7 +106,7 @@ def test_up_from_nothing_then_down_leaves_nothing_behind(tmp_path) -> None:
     """A second, independent stack: up from an empty run dir, status healthy, down clean."""
     config = stack_config(tmp_path / "run")
     ports = [config.kafka.port, config.kafka.controller_port, config.triton.grpc_port,
-             config.triton.http_port, config.triton.metrics_port]
+             config.triton.http_port, config.triton.metrics_port, config.gateway.port, config.gateway.metrics_port]
     try:
         t0 = time.monotonic()
         manager.up(config)
@@ -113,7 +114,7 @@ def test_up_from_nothing_then_down_leaves_nothing_behind(tmp_path) -> None:
         statuses = manager.status(config)
         assert all(s.healthy for s in statuses), [(s.name, s.detail) for s in statuses]
         pids = [s.pid for s in statuses if s.pid]
-        assert len(pids) == 2  # kafka and the triton host
+        assert {s.name for s in statuses if s.pid} >= {"kafka", "triton", "gateway"}
         groups = {pid: process._group_members(pid) for pid in pids}
         assert len(groups[next(s.pid for s in statuses if s.name == "triton")]) >= 2  # host + tritonserver
         print(f"up to healthy: {up_s:.1f}s; rss MiB: {[(s.name, s.rss_mb) for s in statuses]}")
