@@ -114,6 +114,21 @@ class StreamsConfig(_Section):
     lateness_s: int = Field(300, ge=0, description="accepted out-of-order delay before an event counts as late")
     batch_size: int = Field(500, ge=1)
     flush_interval_s: float = Field(0.2, gt=0)
+    # --- added with the stream jobs (streams/) ---
+    driver: Literal["direct", "faust"] = Field(
+        "direct", description="direct: the Faust worker's hot path reads Kafka with aiokafka getmany batches; "
+                              "faust: Faust agents (stream.take_events) drive consumption (slower)")
+    max_batch_events: int = Field(20000, ge=1, description="most events one processing step takes from Kafka")
+    dedup_retention_s: int = Field(3600, ge=0, description="event ids remembered (behind the watermark) to drop duplicates")
+    max_future_s: int = Field(3600, ge=0, description="events stamped further than this ahead of the wall clock are rejected")
+    idle_watermark_s: float = Field(10.0, ge=0, description="a caught-up topic partition silent this long stops holding "
+                                                            "the watermark back (0: never; use end-of-log markers)")
+    rows_bucket_s: int = Field(60, ge=1, description="labelled rows are written per partition per bucket of event time")
+    ctr_prior: float = Field(0.05, gt=0, lt=1, description="prior CTR of the smoothed item statistics")
+    cvr_prior: float = Field(0.2, gt=0, lt=1, description="prior CVR (order given click) of the smoothed statistics")
+    prior_weight: float = Field(20.0, ge=0, description="pseudo-impressions (pseudo-clicks for CVR) behind the priors")
+    day_origin: str = Field("2024-03-04", pattern=r"^\d{4}-\d{2}-\d{2}$",
+                            description="UTC date whose day index is 0 in labelled rows (the simulator's start_date)")
 
 
 class GatewayConfig(_Section):
@@ -133,6 +148,24 @@ class GatewayConfig(_Section):
     auth_token_env: str | None = Field(None, description="env var holding the bearer token clients must send")
 
 
+class RetrainConfig(_Section):
+    """Incremental retraining with a validation gate (model/retrain.py)."""
+    data_dir: Path | None = Field(None, description="labelled rows (impression table); default: the offline store's labels")
+    registry_dir: Path | None = Field(None, description="version records and checkpoints; default: <run.dir>/registry")
+    model: str = Field("MMoE+USR", description="named model block of model/configs.py for a first model")
+    replay_window_s: int = Field(86400, ge=0, description="older rows replayed with the new ones")
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="newest share of the new rows held out for the gate")
+    min_new_rows: int = Field(1000, ge=1, description="fewer new rows than this: skip the run")
+    tolerance: float = Field(0.002, ge=0, description="promote unless the candidate's mean AUC is worse by more")
+    keep_versions: int = Field(5, ge=2)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(512, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    threads: int = Field(1, ge=1)
+    seed: int = 0
+    metrics_port: Port = Field(18600, ge=1, le=65535, description="Prometheus metrics of `usr retrain --every`")
+
+
 class Config(_Section):
     run: RunConfig = RunConfig()
     kafka: KafkaConfig = KafkaConfig()
@@ -141,6 +174,7 @@ class Config(_Section):
     triton: TritonConfig = TritonConfig()
     streams: StreamsConfig = StreamsConfig()
     gateway: GatewayConfig = GatewayConfig()
+    retrain: RetrainConfig = RetrainConfig()
 
     @field_validator("*", mode="before")
     @classmethod
