@@ -6,6 +6,7 @@ model reports its own version in the ``model_version`` output.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
 from features.spec import FeatureSpec
+from model.triton_export import serving_version
 
 _TRITON_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
 
@@ -31,24 +33,20 @@ class ModelRepository:
     else the newest version. Specs are cached per version.
     """
 
-    def __init__(self, repo: Path, name: str) -> None:
+    def __init__(self, repo: Path, name: str, refresh_s: float = 0.5) -> None:
         self.model_dir = Path(repo) / name
+        self.refresh_s = refresh_s
         self._specs: dict[int, FeatureSpec] = {}
-
-    def versions(self) -> list[int]:
-        if not self.model_dir.is_dir():
-            return []
-        return sorted(int(p.name) for p in self.model_dir.iterdir() if p.name.isdigit() and (p / "model.pt").is_file())
+        self._version: tuple[float, int | None] = (float("-inf"), None)
 
     def serving_version(self) -> int | None:
-        available = self.versions()
-        try:
-            pinned = int((self.model_dir / "serving_version").read_text().strip())
-            if pinned in available:
-                return pinned
-        except (OSError, ValueError):
-            pass
-        return available[-1] if available else None
+        """Re-read from disk at most every ``refresh_s`` (keeps directory scans off the hot path)."""
+        checked_at, version = self._version
+        now = time.monotonic()
+        if now - checked_at >= self.refresh_s:
+            version = serving_version(self.model_dir.parent, self.model_dir.name)
+            self._version = (now, version)
+        return version
 
     def spec(self, version: int) -> FeatureSpec:
         if version not in self._specs:

@@ -143,6 +143,19 @@ def publish(serving: torch.jit.ScriptModule, spec: FeatureSpec, repo: Path, name
     return version
 
 
+def serving_version(repo: Path, name: str) -> int | None:
+    """The version servers serve: the pinned one (``serving_version`` file) if it exists, else the newest.
+    (usr/stack/triton_host.py applies the same rule in its own environment.)"""
+    available = versions(repo, name)
+    try:
+        pinned = int((Path(repo) / name / SERVING_POINTER).read_text().strip())
+        if pinned in available:
+            return pinned
+    except (OSError, ValueError):
+        pass
+    return available[-1] if available else None
+
+
 def set_serving_version(repo: Path, name: str, version: int) -> None:
     """Pin the version servers should serve (used by rollback); see the local Triton host."""
     if version not in versions(repo, name):

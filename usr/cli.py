@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("usr.data.load_cli", "turn a real log (jdsearch|aliexpress|kuaisar|generic) into an impression table"),
     "experiment": ("model.experiment_cli", "offline experiment: each base model with and without USR"),
     "train": ("model.train_cli", "train one model variant on an impression table"),
+    "retrain": ("model.retrain_cli", "incremental retraining with a validation gate (once, or --every 1h)"),
+    "rollback": ("model.rollback_cli", "serve the previous model version again"),
     "rank": ("gateway.rank_cli", "ask the ranking gateway to rank candidates for a user"),
 }
 
