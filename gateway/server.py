@@ -191,7 +191,9 @@ async def serve(config: Config, service: RankingService | None = None, ready: as
 
         service.impressions = ImpressionLogger(config.kafka)
         await service.impressions.start()
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    from gateway.auth import server_interceptors  # token auth when gateway.auth_token_env is set
+
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=server_interceptors(config.gateway))
     pb_grpc.add_RankingServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
