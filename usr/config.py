@@ -66,6 +66,12 @@ class KafkaConfig(_Section):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password_env: str | None = Field(None, description="name of the env var holding the SASL password")
+    # TLS (security_protocol SSL or SASL_SSL): certificate files, e.g. mounted from a Secret
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates "
+                                                      "(default: the system's trust store)")
+    ssl_certfile: Path | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_keyfile: Path | None = Field(None, description="client private key (mutual TLS)")
+    ssl_check_hostname: bool = Field(True, description="verify the broker's host name against its certificate")
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(1500, ge=100)
     topics: TopicsConfig = TopicsConfig()

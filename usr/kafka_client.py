@@ -26,7 +26,43 @@ def client_kwargs(kafka: KafkaConfig) -> dict[str, Any]:
             raise ConfigError("kafka.sasl_password_env", f"environment variable {kafka.sasl_password_env} is not set")
         kwargs.update(sasl_mechanism=kafka.sasl_mechanism, sasl_plain_username=kafka.sasl_username,
                       sasl_plain_password=password)
+    kwargs.update(_ssl_files(kafka))
     return kwargs
+
+
+def _ssl_files(kafka: KafkaConfig) -> dict[str, Any]:
+    """kafka-python's TLS arguments (only with SSL / SASL_SSL); files must exist."""
+    if not kafka.security_protocol.endswith("SSL"):
+        return {}
+    if (kafka.ssl_certfile is None) != (kafka.ssl_keyfile is None):
+        raise ConfigError("kafka.ssl_certfile", "mutual TLS needs both ssl_certfile and ssl_keyfile")
+    out: dict[str, Any] = {"ssl_check_hostname": kafka.ssl_check_hostname}
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(kafka, key)
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise ConfigError(f"kafka.{key}", f"file not found: {path}")
+        out[key] = str(path)
+    return out
+
+
+def aiokafka_kwargs(kafka: KafkaConfig) -> dict[str, Any]:
+    """The same connection and security settings for aiokafka (producers/consumers of the
+    gateway and the stream workers): aiokafka takes TLS as an ``ssl_context``."""
+    kw = client_kwargs(kafka)
+    out: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap, "security_protocol": kw["security_protocol"]}
+    for key in ("sasl_mechanism", "sasl_plain_username", "sasl_plain_password"):
+        if key in kw:
+            out[key] = kw[key]
+    if kafka.security_protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        context = create_ssl_context(cafile=kw.get("ssl_cafile"), certfile=kw.get("ssl_certfile"),
+                                     keyfile=kw.get("ssl_keyfile"))
+        context.check_hostname = kafka.ssl_check_hostname
+        out["ssl_context"] = context
+    return out
 
 
 def topic_names(kafka: KafkaConfig) -> list[str]:
