@@ -3,6 +3,7 @@ stream jobs). Sends are asynchronous; a failed delivery is counted, never raised
 into the ranking call."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -32,21 +33,40 @@ class ImpressionLogger:
             kw = client_kwargs(kafka)
             sasl = {"sasl_mechanism": kw["sasl_mechanism"], "sasl_plain_username": kw["sasl_plain_username"],
                     "sasl_plain_password": kw["sasl_plain_password"]}
-        self.producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks=1, linger_ms=5,
-                                         security_protocol=kafka.security_protocol, **sasl)
-        self.started = False
+        self._make = lambda: AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks=1, linger_ms=5,
+                                              security_protocol=kafka.security_protocol, **sasl)
+        self.producer: AIOKafkaProducer | None = None
+        self._connecting: asyncio.Task | None = None
 
     async def start(self) -> None:
-        await self.producer.start()
-        self.started = True
+        """Connect in the background: the gateway serves while Kafka is unreachable."""
+        self._connecting = asyncio.create_task(self._connect())
+
+    async def _connect(self, retry_s: float = 2.0) -> None:
+        while True:
+            producer = self._make()
+            try:
+                await producer.start()
+                self.producer = producer
+                LOG.info("impression log connected to Kafka (topic %s)", self.topic)
+                return
+            except Exception as exc:  # noqa: BLE001 - keep trying; served lists are counted as not logged
+                LOG.warning("impression log cannot reach Kafka yet: %s", exc)
+                await producer.stop()
+                await asyncio.sleep(retry_s)
 
     async def log(self, events) -> None:
+        if self.producer is None:
+            metrics.ERRORS.labels(kind="impression_log_unconnected").inc(len(events))
+            return
         for ev in events:
             fut = await self.producer.send(self.topic, value=encode_event(ev), key=event_key(ev))
             fut.add_done_callback(_count)
 
     async def stop(self) -> None:
-        if self.started:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self.producer is not None:
             await self.producer.stop()
 
 
