@@ -21,15 +21,18 @@ class RankingClient:
 
     def rank(self, user_id: int, scenario: str, candidates: Sequence[int], query: str = "", query_id: int = 0,
              query_terms: Sequence[int] = (), request_id: str = "", hour: int | None = None,
-             weekday: int | None = None, log_impressions: bool = False) -> "pb.RankResponse":
+             weekday: int | None = None, log_impressions: bool = False, ts_ms: int | None = None,
+             model: str = "") -> "pb.RankResponse":
         context = pb.Context()
         if hour is not None:
             context.hour = hour
         if weekday is not None:
             context.weekday = weekday
+        if ts_ms is not None:
+            context.ts_ms = ts_ms
         request = pb.RankRequest(request_id=request_id, user_id=user_id, scenario=scenario, query=query,
                                  query_id=query_id, query_terms=list(query_terms), candidates=list(candidates),
-                                 context=context, log_impressions=log_impressions)
+                                 context=context, log_impressions=log_impressions, model=model)
         return self.stub.Rank(request, timeout=self.timeout_s, metadata=self.metadata)
 
     def close(self) -> None:

@@ -69,7 +69,7 @@ class TritonScorer:
             self._client = grpcclient.InferenceServerClient(self.url)
         return self._client
 
-    async def score(self, arrays: dict[str, np.ndarray], reshape_scalars: set[str]) -> Scores:
+    async def score(self, arrays: dict[str, np.ndarray], reshape_scalars: set[str], model_name: str | None = None) -> Scores:
         inputs = []
         for name, a in arrays.items():
             if name in reshape_scalars:
@@ -78,7 +78,8 @@ class TritonScorer:
             inp.set_data_from_numpy(np.ascontiguousarray(a))
             inputs.append(inp)
         outputs = [grpcclient.InferRequestedOutput(n) for n in ("ctr", "ctcvr", "model_version")]
-        result = await self.client.infer(self.model_name, inputs, outputs=outputs, client_timeout=self.timeout_s)
+        result = await self.client.infer(model_name or self.model_name, inputs, outputs=outputs,
+                                         client_timeout=self.timeout_s)
         version = result.as_numpy("model_version")
         return Scores(result.as_numpy("ctr").reshape(-1), result.as_numpy("ctcvr").reshape(-1),
                       int(version.reshape(-1)[0]) if version is not None and version.size else -1)

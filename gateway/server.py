@@ -58,6 +58,7 @@ class RankingService(pb_grpc.RankingServicer):
         self.items = ItemCache(features, config.gateway.item_cache_ttl_s)
         self.scorer = scorer
         self.repository = repository
+        self._repositories: dict[str, ModelRepository] = {}
         self.impressions = impressions
         # Feast objects are not shared across threads: one thread does every feature read
         self._feature_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="features")
@@ -88,21 +89,34 @@ class RankingService(pb_grpc.RankingServicer):
 
         return await asyncio.get_running_loop().run_in_executor(self._feature_thread, read)
 
+    def repository_for(self, model: str) -> ModelRepository:
+        """The default model's repository, or another model's (A/B tests) from the same root."""
+        if not model:
+            return self.repository
+        if model not in self._repositories:
+            root = self.repository.model_dir.parent
+            if not (root / model).is_dir():
+                raise InvalidRequest("model", f"model {model!r} is not in the model repository")
+            self._repositories[model] = ModelRepository(root, model)
+        return self._repositories[model]
+
     async def _score(self, q: RankQuery, user: dict, items: list[dict]) -> tuple[Scores | None, str]:
-        version = self.repository.serving_version()
+        repository = self.repository_for(q.model)
+        version = repository.serving_version()
         if version is None:
             return None, "no model published"
         if self.scorer is None:
             return None, "no model server configured"
         t0 = time.perf_counter()
-        spec = self.repository.spec(version)
+        spec = repository.spec(version)
         arrays = build_input_arrays(spec, candidate_columns(q, user, items), allow_missing=True)
         if self._reshape is None:
-            self._reshape = {i["name"] for i in self.repository.signature()["inputs"] if i.get("reshape") == []}
+            self._reshape = {i["name"] for i in repository.signature()["inputs"] if i.get("reshape") == []}
         metrics.STAGE.labels(stage="build_inputs").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
+        model_name = q.model or None
         try:
-            scores = await self.scorer.score(arrays, self._reshape)
+            scores = await self.scorer.score(arrays, self._reshape, model_name)
         except Exception as exc:  # noqa: BLE001 - unreachable, deadline, model unloaded ...
             status = getattr(exc, "status", lambda: None)()
             reason = "model server deadline exceeded" if "DEADLINE" in str(status) else "model server unavailable"
@@ -110,11 +124,11 @@ class RankingService(pb_grpc.RankingServicer):
             return None, reason
         finally:
             metrics.STAGE.labels(stage="triton").observe(time.perf_counter() - t1)
-        if scores.model_version != version and self.repository.spec(scores.model_version) != spec:
+        if scores.model_version != version and repository.spec(scores.model_version) != spec:
             # the server switched to a version with another feature spec between our read and its answer
-            arrays = build_input_arrays(self.repository.spec(scores.model_version),
+            arrays = build_input_arrays(repository.spec(scores.model_version),
                                         candidate_columns(q, user, items), allow_missing=True)
-            scores = await self.scorer.score(arrays, self._reshape)
+            scores = await self.scorer.score(arrays, self._reshape, model_name)
         return scores, ""
 
     async def rank(self, q: RankQuery) -> Ranked:
@@ -137,6 +151,7 @@ class RankingService(pb_grpc.RankingServicer):
         scenario = request.scenario if request.scenario in ("search", "rec") else "invalid"
         try:
             q = validate(request, self.cfg.max_candidates)
+            self.repository_for(q.model)
         except InvalidRequest as exc:
             metrics.REQUESTS.labels(scenario=scenario, outcome="invalid").inc()
             metrics.ERRORS.labels(kind="invalid_argument").inc()
@@ -161,7 +176,7 @@ class RankingService(pb_grpc.RankingServicer):
 
             try:
                 await self.impressions.log(impression_events(q.request_id, q.user_id, q.scenario, q.query, ids,
-                                                             int(time.time() * 1000)))
+                                                             q.ts_ms))
             except Exception:  # noqa: BLE001 - logging must not fail the ranking
                 LOG.exception("impression logging failed")
                 metrics.ERRORS.labels(kind="impression_log").inc()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from usr.data.tables import SCENARIOS
 MAX_QUERY_CHARS = 256
 MAX_QUERY_TERMS = 64
 MAX_REQUEST_ID_CHARS = 128
+MODEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class InvalidRequest(ValueError):
@@ -34,6 +36,8 @@ class RankQuery:
     hour: int
     weekday: int
     log_impressions: bool
+    ts_ms: int
+    model: str
 
 
 def stable_query_id(text: str) -> int:
@@ -74,7 +78,14 @@ def validate(request, max_candidates: int, now_s: float | None = None) -> RankQu
         raise InvalidRequest("candidates", f"item ids must be positive, got {int(candidates[candidates <= 0][0])}")
     if len(np.unique(candidates)) != n:
         raise InvalidRequest("candidates", "duplicate item ids")
-    now = time.gmtime(time.time() if now_s is None else now_s)
+    now_s = time.time() if now_s is None else now_s
+    if request.HasField("context") and request.context.HasField("ts_ms"):
+        if not 946_684_800_000 <= request.context.ts_ms <= 4_102_444_800_000:
+            raise InvalidRequest("context.ts_ms", f"must be ms since the epoch (2000..2100), got {request.context.ts_ms}")
+        now_s = request.context.ts_ms / 1000
+    if request.model and not MODEL_NAME.fullmatch(request.model):
+        raise InvalidRequest("model", f"not a model name: {request.model!r}")
+    now = time.gmtime(now_s)
     hour, weekday = now.tm_hour, now.tm_wday
     if request.HasField("context"):
         if request.context.HasField("hour"):
@@ -87,4 +98,5 @@ def validate(request, max_candidates: int, now_s: float | None = None) -> RankQu
                 raise InvalidRequest("context.weekday", f"must be 0..6, got {weekday}")
     query_id = request.query_id or (stable_query_id(query) if request.scenario == "search" else 0)
     return RankQuery(request_id, int(request.user_id), request.scenario, query if request.scenario == "search" else "",
-                     int(query_id), terms, candidates, int(hour), int(weekday), bool(request.log_impressions))
+                     int(query_id), terms, candidates, int(hour), int(weekday), bool(request.log_impressions),
+                     int(now_s * 1000), request.model)

@@ -173,3 +173,18 @@ def test_fallback_when_triton_stops_with_no_failed_call(stack: Config, tmp_path)
     assert replies[-1].fallback and replies[-1].fallback_reason.startswith("model server")
     # the fallback ranks by popularity (1/item id in the fake): item 1 first
     assert [i.item_id for i in replies[-1].items] == [1, 2, 3] and replies[-1].model_version == ""
+
+
+def test_request_can_name_another_model_for_ab_tests(served, stack: Config) -> None:
+    _, address, _ = served
+    version_b = publish_model(stack.triton.model_repository, name="usr_b", variant="MMoE", seed=5)
+    wait_model_version(stack.model_copy(update={"triton": stack.triton.model_copy(update={"model_name": "usr_b"})}),
+                       version_b)
+    with RankingClient(address) as client:
+        a = client.rank(42, "rec", [1, 2, 3, 4])
+        b = client.rank(42, "rec", [1, 2, 3, 4], model="usr_b")
+        with pytest.raises(grpc.RpcError) as err:
+            client.rank(42, "rec", [1, 2], model="no_such_model")
+    assert not a.fallback and not b.fallback
+    assert [i.ctr for i in a.items] != [i.ctr for i in b.items]
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "no_such_model" in err.value.details()

@@ -41,6 +41,8 @@ def _req(**kw):
     (dict(context=pb.Context(weekday=7)), "context.weekday"),
     (dict(scenario="search", query="milk", query_terms=[0]), "query_terms"),
     (dict(request_id="x" * 200), "request_id"),
+    (dict(context=pb.Context(ts_ms=1234)), "context.ts_ms"),
+    (dict(model="../etc"), "model"),
 ])
 def test_invalid_requests_name_the_field(kwargs, field) -> None:
     with pytest.raises(InvalidRequest) as err:
@@ -131,7 +133,7 @@ class FakeScorer:
         self.fail = fail
         self.seen = None
 
-    async def score(self, arrays, reshape):
+    async def score(self, arrays, reshape, model_name=None):
         if self.fail:
             raise self.fail
         self.seen = arrays
