@@ -43,7 +43,8 @@ LOG = logging.getLogger("retrain")
 
 
 def registry_dir(config: Config) -> Path:
-    return config.retrain.registry_dir or (config.run.dir / "registry")
+    """One registry per served model name (A/B arms retrain side by side)."""
+    return (config.retrain.registry_dir or (config.run.dir / "registry")) / config.triton.model_name
 
 
 def labels_dir(config: Config) -> Path:
@@ -51,7 +52,7 @@ def labels_dir(config: Config) -> Path:
         return config.retrain.data_dir
     from features.store import offline_dir
 
-    return offline_dir(config) / "labels"
+    return offline_dir(config)  # the stream jobs write <offline>/impressions/*.parquet
 
 
 def open_rows(data_dir: Path) -> ds.Dataset:

@@ -129,7 +129,7 @@ class StreamsConfig(_Section):
     max_future_s: int = Field(3600, ge=0, description="events stamped further than this ahead of the wall clock are rejected")
     idle_watermark_s: float = Field(10.0, ge=0, description="a caught-up topic partition silent this long stops holding "
                                                             "the watermark back (0: never; use end-of-log markers)")
-    rows_bucket_s: int = Field(60, ge=1, description="labelled rows are written per partition per bucket of event time")
+    rows_bucket_s: int = Field(3600, ge=1, description="labelled rows are written per partition per bucket of event time")
     ctr_prior: float = Field(0.05, gt=0, lt=1, description="prior CTR of the smoothed item statistics")
     cvr_prior: float = Field(0.2, gt=0, lt=1, description="prior CVR (order given click) of the smoothed statistics")
     prior_weight: float = Field(20.0, ge=0, description="pseudo-impressions (pseudo-clicks for CVR) behind the priors")
@@ -156,7 +156,7 @@ class GatewayConfig(_Section):
 
 class RetrainConfig(_Section):
     """Incremental retraining with a validation gate (model/retrain.py)."""
-    data_dir: Path | None = Field(None, description="labelled rows (impression table); default: the offline store's labels")
+    data_dir: Path | None = Field(None, description="labelled rows (impression table); default: the stream jobs' rows in the offline store")
     registry_dir: Path | None = Field(None, description="version records and checkpoints; default: <run.dir>/registry")
     model: str = Field("MMoE+USR", description="named model block of model/configs.py for a first model")
     replay_window_s: int = Field(86400, ge=0, description="older rows replayed with the new ones")
