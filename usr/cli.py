@@ -14,6 +14,7 @@ from usr.config import ConfigError, load_config
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("usr.demo_cli", "the end-to-end demo: simulate, stream, train, serve, live A/B traffic, retrain, report"),
     "stack": ("usr.stack.cli", "start, check and stop the local services (up|status|down|logs)"),
     "config": ("usr.config_cli", "print the effective configuration after file and env overrides"),
     "simulate": ("usr.data.simulate_cli", "simulate a shop and write an event log + impression table"),
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retrain": ("model.retrain_cli", "incremental retraining with a validation gate (once, or --every 1h)"),
     "rollback": ("model.rollback_cli", "serve the previous model version again"),
     "rank": ("gateway.rank_cli", "ask the ranking gateway to rank candidates for a user"),
+    "deploy": ("usr.deploy.cli", "production deployment: render compose/Kubernetes from the config, init, probes, exporter"),
 }
 
 
