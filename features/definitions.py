@@ -17,10 +17,10 @@ user_history        user              stream (stage 1): the last ``history_len``
 user_counters       user              stream (stage 1): impressions/clicks/orders per scenario and in
                                       total over the sliding windows of ``USER_WINDOWS``
 item_stats          item              stream (stage 2): per-scenario counts and smoothed CTR / CVR
-item_popularity     item              stream (stage 2): all-scenario counts and smoothed CTR. The
-                                      gateway's fallback ranking (Triton down) reads
-                                      ``item_popularity:ctr``.
-query_item_stats    query, item       stream (stage 2): search counts and smoothed CTR per query-item
+item_popularity     item              stream (stage 2): all-scenario smoothed CTR. The gateway's
+                                      fallback ranking (Triton down) reads ``item_popularity:ctr``.
+query_item_stats    query, item       stream (stage 2): search [impressions, clicks, orders] and
+                                      smoothed CTR per query-item
 stack_probe         probe             the stack's health check (never read by the model)
 ==================  ================  ===========================================================
 
@@ -124,7 +124,6 @@ def build_definitions(offline_dir: Path) -> dict[str, object]:
         *(Field(name=n, dtype=Array(Int64)) for n in HISTORY_FEATURES),
         Field(name="hist_query", dtype=Array(String)),
         Field(name="hist_ts", dtype=Array(Int64)),
-        Field(name="last_event_ts", dtype=Int64),
     ], _push_source("user_history", offline_dir),
         "last clicks of the user, newest first (action 2 = the click led to an order)")
     user_counters = _view("user_counters", [USER], [
@@ -137,14 +136,13 @@ def build_definitions(offline_dir: Path) -> dict[str, object]:
     ], _push_source("item_stats", offline_dir),
         f"counts ({', '.join(COUNT_LAYOUT)}) and smoothed rates ({', '.join(RATE_LAYOUT)})")
     item_popularity = _view("item_popularity", [ITEM], [
-        Field(name="impressions", dtype=Int64), Field(name="clicks", dtype=Int64),
-        Field(name="orders", dtype=Int64), Field(name="ctr", dtype=Float32),
+        Field(name="ctr", dtype=Float32),
     ], _push_source("item_popularity", offline_dir),
-        "all-scenario counts and smoothed CTR; ctr is the gateway's fallback ranking score")
+        "all-scenario smoothed CTR: the gateway's fallback ranking score (counts are in item_stats)")
     query_item_stats = _view("query_item_stats", [QUERY, ITEM], [
-        Field(name="impressions", dtype=Int64), Field(name="clicks", dtype=Int64),
-        Field(name="orders", dtype=Int64), Field(name="ctr", dtype=Float32),
-    ], _push_source("query_item_stats", offline_dir), "search impressions/clicks/orders and smoothed CTR per query-item")
+        Field(name="counts", dtype=Array(Int64)), Field(name="ctr", dtype=Float32),
+    ], _push_source("query_item_stats", offline_dir),
+        "search [impressions, clicks, orders] and smoothed CTR per query-item")
     objects: dict[str, object] = {
         "user": USER,
         "item": ITEM,

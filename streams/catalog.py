@@ -38,9 +38,17 @@ ITEM_COLUMNS = ("cate1", "cate2", "brand", "price_bucket")
 USER_COLUMNS = ("user_segment", "user_level")
 
 
+_NORMALISED: dict[str, str] = {}
+
+
 def normalise_query(text: str) -> str:
     """Lower case, single spaces: the key of query features and query-item statistics."""
-    return " ".join(text.lower().split())
+    hit = _NORMALISED.get(text)
+    if hit is None:
+        if len(_NORMALISED) > 200_000:
+            _NORMALISED.clear()
+        hit = _NORMALISED[text] = " ".join(text.lower().split())
+    return hit
 
 
 def stable_query_id(text: str) -> int:

@@ -60,9 +60,10 @@ class ItemStatsState:
         self.reset_outputs()
 
     def reset_outputs(self) -> None:
+        """Forget the changes since the last flush (features written, checkpoint committed)."""
         self.dirty_items: set[int] = set()
         self.dirty_query_items: set[tuple[str, int]] = set()
-        self.ck_dirty = False
+        self.meta_dirty = False
 
     def apply(self, offset: int, raw: bytes) -> None:
         """Apply one internal message (ignored below the applied offset)."""
@@ -70,7 +71,7 @@ class ItemStatsState:
             self.counts["replayed"] += 1
             return
         self.next_offset = offset + 1
-        self.ck_dirty = True
+        self.meta_dirty = True
         msg = json.loads(raw)
         src = msg["p"]
         channels = self.channels
@@ -120,14 +121,12 @@ class ItemStatsState:
 
     def query_item_features(self, keys: list[tuple[str, int]]) -> dict[str, list]:
         sm = self.smoothing
-        cols: dict[str, list] = {k: [] for k in ("query", "item_id", "impressions", "clicks", "orders", "ctr", "last_ts")}
+        cols: dict[str, list] = {k: [] for k in ("query", "item_id", "counts", "ctr", "last_ts")}
         for key in keys:
             q = self.query_items[key]
             cols["query"].append(key[0])
             cols["item_id"].append(key[1])
-            cols["impressions"].append(q[0])
-            cols["clicks"].append(q[1])
-            cols["orders"].append(q[2])
+            cols["counts"].append(q[:3])
             cols["ctr"].append(sm.ctr(q[0], q[1]))
             cols["last_ts"].append(q[3])
         return cols

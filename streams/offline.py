@@ -234,7 +234,6 @@ def compute(log: pd.DataFrame | pa.Table, catalog: Catalog, cfg: StateConfig, pa
             windows[name] = inside.groupby(["user_id", "slot"]).size().unstack(fill_value=0)
         for j, uid in enumerate(uids.tolist()):
             f = {k: v[j] for k, v in final_hist.items()}
-            f["last_event_ts"] = int(last_ts.loc[uid])
             f["counts_as_of"] = int(last_ts.loc[uid])
             for name, table in windows.items():
                 six = [int(table.at[uid, s]) if uid in table.index and s in table.columns else 0 for s in range(6)]
@@ -268,8 +267,7 @@ def compute(log: pd.DataFrame | pa.Table, catalog: Catalog, cfg: StateConfig, pa
             qlast = srch.groupby(["qkey", "item_id"])["ts"].max()
             for (q, item) in qi.index.tolist():
                 c = [int(qi.at[(q, item), k]) if k in qi.columns else 0 for k in range(3)]
-                query_items[(q, item)] = {"impressions": c[0], "clicks": c[1], "orders": c[2],
-                                          "ctr": sm.ctr(c[0], c[1]), "last_ts": int(qlast.loc[(q, item)])}
+                query_items[(q, item)] = {"counts": c, "ctr": sm.ctr(c[0], c[1]), "last_ts": int(qlast.loc[(q, item)])}
     rejected = pd.concat([late, no_click], ignore_index=True)
     return OfflineResult(rows=rows.sort_by([("ts", "ascending"), ("event_id", "ascending")]), users=users,
                          items=items, query_items=query_items, accepted=acc, rejected=rejected)

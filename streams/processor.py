@@ -10,8 +10,11 @@ item topic, each topic-partition in offset order) and:
 4. commits each touched state with its offsets (checkpoint), and returns the offsets
    for the consumer group.
 
-Outputs go out before the checkpoint, so a crash anywhere repeats work but never loses
-it; every output is idempotent, so repeating it changes nothing.
+Steps 1-3 run on every batch; online features (step 3b) and checkpoints (step 4) are
+flushed every ``flush_interval_s`` (coalescing repeated updates of an entity), and the
+offsets returned to the consumer group are the checkpointed ones. Outputs go out before
+the checkpoint that covers them, so a crash anywhere repeats work but never loses it;
+every output is idempotent, so repeating it changes nothing.
 """
 from __future__ import annotations
 
@@ -56,8 +59,6 @@ def stream_topics(config: Config) -> list[str]:
 @dataclass
 class StepResult:
     messages: list[tuple[str, int | None, bytes | None, bytes]] = field(default_factory=list)
-    stage1: list[PartitionState] = field(default_factory=list)
-    stage2: list[ItemStatsState] = field(default_factory=list)
     events: int = 0
 
 
@@ -86,6 +87,12 @@ class Processor:
         self.stats: Counter[str] = Counter()
         self.timings: Counter[str] = Counter()
         self.started = self.clock()
+        self.last_flush = self.last_stats_flush = self.clock()
+        self.busy = False
+        # wall clock and process CPU time at the first step with messages and the last busy step
+        self.t_first: float | None = None
+        self.t_last: float | None = None
+        self.cpu_first = self.cpu_last = 0.0
 
     # ------------------------------------------------------------------ ownership
     def _s1(self, p: int) -> PartitionState:
@@ -147,33 +154,26 @@ class Processor:
             log.info("catalog %s loaded", version)
 
     # ------------------------------------------------------------------ steps
-    def apply_and_write(self, records: list[Record],
-                        idle: Callable[[int], set[int]] | None = None) -> StepResult:
-        """Steps 1-3 minus the Kafka sends (synchronous; runs in a thread)."""
+    def apply_and_emit(self, records: list[Record],
+                       idle: Callable[[int], set[int]] | None = None) -> StepResult:
+        """Apply a batch, move the watermarks, write the finished row buckets, and collect
+        the Kafka messages to send (synchronous; runs in a thread)."""
         t0 = time.perf_counter()
         self._maybe_reload_catalog()
         now_ms = int(self.clock() * 1000)
         res = StepResult(events=len(records))
-        touched1: set[int] = set()
-        touched2: set[int] = set()
         kind_of, internal = self.kind_of, self.internal
         for topic, p, offset, value in records:
             kind = kind_of.get(topic)
             if kind is not None:
                 self._s1(p).apply(kind, offset, value, now_ms)
-                touched1.add(p)
             elif topic == internal:
                 self._s2(p).apply(offset, value or b"{}")
-                touched2.add(p)
         t1 = time.perf_counter()
         for p, (state, _) in self.stage1.items():
             state.advance(idle(p) if idle else frozenset())
-            if state.dead_letters or state.item_records or state.dirty_users or state.finished_rows or p in touched1 \
-                    or state.ck_users or state.ck_done_buckets:
-                res.stage1.append(state)
         t2 = time.perf_counter()
-        for state in res.stage1:
-            p = state.partition
+        for p, (state, _) in self.stage1.items():
             for dl in state.dead_letters:
                 key, value = dead_letter_message(dl, self.topic_of[dl.kind], p, self.worker)
                 res.messages.append((self.config.kafka.topics.dead_letter, None, key, value))
@@ -182,81 +182,105 @@ class Processor:
                 by_target.setdefault(rec[2] % self.partitions, []).append(rec)
             for target in sorted(by_target):
                 res.messages.append((internal, target, str(p).encode(), encode_records(p, by_target[target])))
-            for bucket, columns in state.finished_rows:
-                self.rows.write(p, bucket, self.cfg.rows_bucket_ms, columns)
-            if state.dirty_users:
-                self.feast.write_users(state.user_features(sorted(state.dirty_users)))
+            for bucket, table in state.finished_rows:
+                self.rows.write(p, bucket, self.cfg.rows_bucket_ms, table)
             self.stats["dead_letters"] += len(state.dead_letters)
             self.stats["item_records"] += len(state.item_records)
-            self.stats["rows"] += sum(len(c["event_id"]) for _, c in state.finished_rows)
-        t3 = time.perf_counter()
-        for p in sorted(touched2):
-            state = self._s2(p)
+            self.stats["rows"] += sum(t.num_rows for _, t in state.finished_rows)
+            state.reset_emitted()
+        self.stats["events"] += res.events
+        self.stats["steps"] += 1
+        self.timings["apply_s"] += t1 - t0
+        self.timings["advance_s"] += t2 - t1
+        self.timings["emit_s"] += time.perf_counter() - t2
+        return res
+
+    def flush(self, stage2: bool = True) -> dict[tuple[str, int], int]:
+        """Write the online features changed since the last flush (batched per view) and
+        checkpoint every changed state (stage 2 only with ``stage2``); returns the offsets
+        to commit to the group."""
+        t0 = time.perf_counter()
+        offsets: dict[tuple[str, int], int] = {}
+        for p, (state, ck) in list(self.stage1.items()):
+            if not (state.meta_dirty or state.dirty_users or state.dirty_history or state.ck_users
+                    or state.ck_done_buckets):
+                continue
+            if state.dirty_history:
+                self.feast.write_history(state.history_features(sorted(state.dirty_history)))
+            if state.dirty_users:
+                self.feast.write_counters(state.counter_features(sorted(state.dirty_users)))
+            try:
+                ck.commit_stage1(state)
+            except LostOwnership as exc:
+                log.warning("stage 1 partition %d: %s; dropping it", p, exc)
+                self.stage1.pop(p)[1].close()
+                continue
+            state.reset_checkpointed()
+            for kind in range(3):
+                offsets[(self.topic_of[kind], p)] = state.next_offset[kind]
+        t1 = time.perf_counter()
+        for p, (state, ck) in list(self.stage2.items()) if stage2 else ():
+            if not (state.meta_dirty or state.dirty_items):
+                continue
             if state.dirty_items:
                 self.feast.write_items(state.item_features(sorted(state.dirty_items)))
             if state.dirty_query_items:
                 self.feast.write_query_items(state.query_item_features(sorted(state.dirty_query_items)))
-            res.stage2.append(state)
-        t4 = time.perf_counter()
-        self.timings["apply_s"] += t1 - t0
-        self.timings["advance_s"] += t2 - t1
-        self.timings["write_stage1_s"] += t3 - t2
-        self.timings["write_stage2_s"] += t4 - t3
-        return res
-
-    def commit(self, res: StepResult) -> dict[tuple[str, int], int]:
-        """Step 4: checkpoint the touched states; the offsets to commit to the group."""
-        t0 = time.perf_counter()
-        offsets: dict[tuple[str, int], int] = {}
-        for state in res.stage1:
-            rt = self.stage1.get(state.partition)
-            if rt is None or rt[0] is not state:
-                continue
             try:
-                rt[1].commit_stage1(state)
+                ck.commit_stage2(state)
             except LostOwnership as exc:
-                log.warning("stage 1 partition %d: %s; dropping it", state.partition, exc)
-                self.stage1.pop(state.partition)[1].close()
+                log.warning("stage 2 partition %d: %s; dropping it", p, exc)
+                self.stage2.pop(p)[1].close()
                 continue
             state.reset_outputs()
-            for kind in range(3):
-                offsets[(self.topic_of[kind], state.partition)] = state.next_offset[kind]
-        for state in res.stage2:
-            rt = self.stage2.get(state.partition)
-            if rt is None or rt[0] is not state:
-                continue
-            try:
-                rt[1].commit_stage2(state)
-            except LostOwnership as exc:
-                log.warning("stage 2 partition %d: %s; dropping it", state.partition, exc)
-                self.stage2.pop(state.partition)[1].close()
-                continue
-            state.reset_outputs()
-            offsets[(self.internal, state.partition)] = state.next_offset
-        self.stats["events"] += res.events
-        self.stats["steps"] += 1
-        self.timings["commit_s"] += time.perf_counter() - t0
+            offsets[(self.internal, p)] = state.next_offset
+        self.stats["flushes"] += 1
+        self.last_flush = self.clock()
+        if stage2:
+            self.last_stats_flush = self.last_flush
+        self.timings["flush_stage1_s"] += t1 - t0
+        self.timings["flush_stage2_s"] += time.perf_counter() - t1
         return offsets
 
-    async def step(self, records: list[Record], send: Send,
-                   idle: Callable[[int], set[int]] | None = None) -> dict[tuple[str, int], int]:
-        """One whole step; returns the offsets to commit to the consumer group."""
-        res = await asyncio.to_thread(self.apply_and_write, records, idle)
-        if res.messages:
-            t0 = time.perf_counter()
-            acks = [await send(topic, part, key, value) for topic, part, key, value in res.messages]
-            await asyncio.gather(*acks)
-            self.timings["send_s"] += time.perf_counter() - t0
-        return await asyncio.to_thread(self.commit, res)
+    async def step(self, records: list[Record], send: Send, idle: Callable[[int], set[int]] | None = None,
+                   flush: bool | None = None) -> dict[tuple[str, int], int]:
+        """Apply, emit (awaiting the broker's acks), and — every ``flush_interval_s``, or
+        when ``flush`` is True — flush. Returns the offsets to commit (empty without a flush)."""
+        self.busy = True
+        if records and self.t_first is None:
+            self.t_first, self.cpu_first = self.clock(), time.process_time()
+        try:
+            res = await asyncio.to_thread(self.apply_and_emit, records, idle)
+            if res.messages:
+                t0 = time.perf_counter()
+                acks = [await send(topic, part, key, value) for topic, part, key, value in res.messages]
+                await asyncio.gather(*acks)
+                self.timings["send_s"] += time.perf_counter() - t0
+            now = self.clock()
+            s = self.config.streams
+            stage2 = flush is True or now - self.last_stats_flush >= s.stats_flush_interval_s
+            if flush is None:
+                flush = stage2 or now - self.last_flush >= s.flush_interval_s
+            offsets = await asyncio.to_thread(self.flush, stage2) if flush else {}
+            if records or offsets:
+                self.t_last, self.cpu_last = self.clock(), time.process_time()
+            return offsets
+        finally:
+            self.busy = False
 
     # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
         up = max(self.clock() - self.started, 1e-9)
         return {
             "worker": self.worker,
+            "busy": self.busy,
+            "unflushed": any(st.meta_dirty or st.dirty_users for st, _ in self.stage1.values())
+            or any(st.meta_dirty or st.dirty_items for st, _ in self.stage2.values()),
             "catalog": self.catalog.version,
             "events": self.stats["events"],
             "events_per_s": round(self.stats["events"] / up, 1),
+            "busy_window": {"t_first": self.t_first, "t_last": self.t_last,
+                            "cpu_s": round(self.cpu_last - self.cpu_first, 3)},
             "stats": dict(self.stats),
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "feast_rows": dict(getattr(self.feast, "rows_written", {})),

@@ -92,11 +92,13 @@ class FeastSink:
         self.seconds += time.perf_counter() - t0
         return n
 
-    def write_users(self, cols: dict[str, list]) -> None:
-        """``user_history`` and ``user_counters`` columns from ``PartitionState.user_features``."""
-        keys = {"user_id": cols["user_id"]}
-        self.write("user_history", keys, cols, cols["last_event_ts"])
-        self.write("user_counters", keys, cols, cols["counts_as_of"])
+    def write_history(self, cols: dict[str, list]) -> None:
+        """``user_history`` columns from ``PartitionState.history_features``."""
+        self.write("user_history", {"user_id": cols["user_id"]}, cols, cols["as_of"])
+
+    def write_counters(self, cols: dict[str, list]) -> None:
+        """``user_counters`` columns from ``PartitionState.counter_features``."""
+        self.write("user_counters", {"user_id": cols["user_id"]}, cols, cols["counts_as_of"])
 
     def write_items(self, cols: dict[str, list]) -> None:
         keys = {"item_id": cols["item_id"]}

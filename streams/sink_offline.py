@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from streams.state import rows_table
+import pyarrow as pa
 
 
 def rows_dir(offline_root: Path) -> Path:
@@ -37,9 +37,8 @@ class RowSink:
         self.files_written = 0
         self.rows_written = 0
 
-    def write(self, partition: int, bucket: int, bucket_ms: int, columns: dict[str, list]) -> Path:
+    def write(self, partition: int, bucket: int, bucket_ms: int, table: pa.Table) -> Path:
         path = bucket_file(self.root, bucket, bucket_ms, partition)
-        table = rows_table(columns)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         pq.write_table(table, tmp, compression="zstd")
         tmp.replace(path)
@@ -50,8 +49,6 @@ class RowSink:
 
 def read_rows(offline_root: Path):
     """All labelled rows written so far, as one table sorted by (ts, event_id)."""
-    import pyarrow as pa
-
     files = sorted(rows_dir(offline_root).glob("*.parquet"))
     if not files:
         from usr.data.tables import IMPRESSION_SCHEMA

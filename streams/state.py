@@ -50,7 +50,7 @@ import pyarrow as pa
 
 from features.definitions import USER_WINDOWS, WINDOW_BUCKET_S
 from streams.catalog import Catalog, normalise_query
-from usr.data.events import TS_MAX_MS, EventValidationError, validate_event
+from usr.data.events import TS_MAX_MS, TS_MIN_MS, Event, EventValidationError, validate_event
 from usr.data.tables import ACTION_CLICK, ACTION_ORDER, IMPRESSION_SCHEMA, SOURCE_REC, SOURCE_SEARCH
 
 KIND_IMPRESSION, KIND_CLICK, KIND_ORDER = 0, 1, 2
@@ -131,19 +131,58 @@ class UserState:
         return u
 
 
+_json_decode = json.JSONDecoder().decode
+_KEYS_REC = frozenset({"schema_version", "event_type", "event_id", "request_id", "user_id", "item_id", "scenario",
+                       "position", "ts"})
+_KEYS_SEARCH = _KEYS_REC | {"query"}
+
+
+def _fast_event(d: dict) -> Event | None:
+    """The common case of :func:`usr.data.events.validate_event` without its generic
+    machinery: returns the Event when every v1 check passes, None when anything is
+    unusual (the caller then asks ``validate_event`` for the exact reason)."""
+    if d.get("schema_version") != 1 or type(d["schema_version"]) is not int:
+        return None
+    scen = d.get("scenario")
+    keys = d.keys()
+    if scen == "rec":
+        if keys != _KEYS_REC and (keys != _KEYS_SEARCH or d["query"] != ""):
+            return None
+        query = ""
+    elif scen == "search":
+        query = d.get("query")
+        if keys != _KEYS_SEARCH or type(query) is not str or not query.strip():
+            return None
+    else:
+        return None
+    et, eid, rid, uid, iid, pos, ts = (d["event_type"], d["event_id"], d["request_id"], d["user_id"], d["item_id"],
+                                       d["position"], d["ts"])
+    if (et not in KIND_OF_TYPE or type(eid) is not str or not eid or type(rid) is not str or not rid
+            or type(uid) is not int or uid < 0 or type(iid) is not int or iid < 0 or type(pos) is not int or pos < 0
+            or type(ts) is not int or not TS_MIN_MS <= ts < TS_MAX_MS):
+        return None
+    return Event(event_type=et, event_id=eid, request_id=rid, user_id=uid, item_id=iid, scenario=scen,
+                 position=pos, ts=ts, query=query, schema_version=1)
+
+
 def decode(raw: bytes | None) -> tuple[str, Any]:
     """("event", Event) | ("control", ts) | ("invalid", EventValidationError)."""
     try:
-        data = json.loads(raw) if raw is not None else None
-    except (ValueError, UnicodeDecodeError):
+        data = _json_decode(raw.decode("utf-8")) if raw is not None else None
+    except (ValueError, UnicodeDecodeError, AttributeError):
         data = None
-    if isinstance(data, dict) and "control" in data:
-        if data.get("control") != "watermark" or set(data) != {"control", "ts"}:
-            return "invalid", EventValidationError("control", "unknown control message (expected {'control': 'watermark', 'ts': ms})")
-        ts = data.get("ts")
-        if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
-            return "invalid", EventValidationError("ts", "a watermark needs an integer ts (ms)")
-        return "control", ts
+    if type(data) is dict:
+        if "control" in data:
+            if data.get("control") != "watermark" or set(data) != {"control", "ts"}:
+                return "invalid", EventValidationError(
+                    "control", "unknown control message (expected {'control': 'watermark', 'ts': ms})")
+            ts = data.get("ts")
+            if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
+                return "invalid", EventValidationError("ts", "a watermark needs an integer ts (ms)")
+            return "control", ts
+        ev = _fast_event(data)
+        if ev is not None:
+            return "event", ev
     try:
         return "event", validate_event(data if isinstance(data, dict) else (raw if raw is not None else b""))
     except EventValidationError as exc:
@@ -177,13 +216,22 @@ class PartitionState:
 
     # ------------------------------------------------------------------ outputs
     def reset_outputs(self) -> None:
-        """Forget the outputs handed out so far (after they were written)."""
+        """Forget everything handed out (emitted outputs and checkpoint deltas)."""
+        self.reset_emitted()
+        self.reset_checkpointed()
+
+    def reset_emitted(self) -> None:
+        """Forget the outputs of the last step (after they were written / sent)."""
         self.dead_letters: list[DeadLetter] = []
         # item records for stage 2, in emission order: (kind, offset, item_id, scen, query, ts)
         self.item_records: list[tuple[int, int, int, int, str, int]] = []
-        self.dirty_users: set[int] = set()          # online features to rewrite
-        self.finished_rows: list[tuple[int, dict[str, list]]] = []  # (rows bucket, columns)
-        # checkpoint deltas
+        self.finished_rows: list[tuple[int, pa.Table]] = []  # (rows bucket, labelled rows)
+
+    def reset_checkpointed(self) -> None:
+        """Forget the changes since the last checkpoint (after it was committed)."""
+        self.dirty_users: set[int] = set()          # users whose counters changed (user_counters)
+        self.dirty_history: set[int] = set()        # ... whose behaviour sequence changed (user_history)
+        self.meta_dirty = False
         self.ck_users: set[int] = set()
         self.ck_new_pending: list[tuple] = []
         self.ck_done_buckets: list[int] = []
@@ -202,6 +250,7 @@ class PartitionState:
             self.counts["replayed"] += 1
             return
         self.next_offset[kind] = offset + 1
+        self.meta_dirty = True
         what, obj = decode(raw)
         if what == "control":
             self.counts["watermarks"] += 1
@@ -284,6 +333,7 @@ class PartitionState:
         self._count(user, KIND_CLICK, scen, ts)
         self.item_records.append((KIND_CLICK, offset, ev.item_id, scen, normalise_query(ev.query), ts))
         self.dirty_users.add(ev.user_id)
+        self.dirty_history.add(ev.user_id)
         self.ck_users.add(ev.user_id)
         if user.pending_orders:
             still = []
@@ -322,6 +372,7 @@ class PartitionState:
                 c[C_ORDER_TS] = ts if c[C_ORDER_TS] is None else min(c[C_ORDER_TS], ts)
         self._count(user, KIND_ORDER, scen, ts)
         self.dirty_users.add(user_id)
+        self.dirty_history.add(user_id)
         self.ck_users.add(user_id)
 
     def _resolve(self, offset: int, status: bool) -> None:
@@ -359,6 +410,7 @@ class PartitionState:
         if w is None or w == self.watermark:
             return
         self.watermark = w
+        self.meta_dirty = True
         # orders whose click can no longer arrive
         for uid in sorted(self.users_with_pending_orders):
             user = self.users[uid]
@@ -428,7 +480,7 @@ class PartitionState:
                 self.ck_users.add(uid)
             # a user with no behaviour left whose counters all lie outside every future window
             if (not user.clicks and not user.orders and not user.pending_orders and uid not in waiting
-                    and uid not in self.dirty_users and (user.last_ts is None or user.last_ts < idle_before)):
+                    and uid not in self.dirty_users and uid not in self.dirty_history and (user.last_ts is None or user.last_ts < idle_before)):
                 gone.append(uid)
         for uid in gone:
             del self.users[uid]
@@ -461,12 +513,12 @@ class PartitionState:
             out.append(acc + [acc[0] + acc[3], acc[1] + acc[4], acc[2] + acc[5]])
         return out
 
-    def user_features(self, user_ids: list[int]) -> dict[str, list]:
-        """Online features of ``user_history`` and ``user_counters`` for these users, as columns."""
+    def history_features(self, user_ids: list[int]) -> dict[str, list]:
+        """``user_history`` columns (the behaviour sequence as of everything read)."""
         cat = self.catalog
         cols: dict[str, list] = {k: [] for k in (
             "user_id", "hist_item_id", "hist_cate2", "hist_brand", "hist_source", "hist_action", "hist_query",
-            "hist_ts", "last_event_ts", "counts_as_of", *(f"counts_{w}" for w in USER_WINDOWS))}
+            "hist_ts", "as_of")}
         for uid in user_ids:
             user = self.users.get(uid)
             if user is None:
@@ -482,77 +534,143 @@ class PartitionState:
             cols["hist_action"].append([ACTION_CLICK if c[C_ORDER_TS] is None else ACTION_ORDER for c in entries])
             cols["hist_query"].append([c[C_QUERY] for c in entries])
             cols["hist_ts"].append([c[C_TS] for c in entries])
-            cols["last_event_ts"].append(user.last_ts or 0)
+            cols["as_of"].append(max([c[C_TS] for c in entries] + [c[C_ORDER_TS] for c in entries
+                                                                   if c[C_ORDER_TS] is not None], default=0))
+        return cols
+
+    def counter_features(self, user_ids: list[int]) -> dict[str, list]:
+        """``user_counters`` columns."""
+        cols: dict[str, list] = {k: [] for k in ("user_id", "counts_as_of", *(f"counts_{w}" for w in USER_WINDOWS))}
+        for uid in user_ids:
+            user = self.users.get(uid)
+            if user is None:
+                continue
+            cols["user_id"].append(uid)
             cols["counts_as_of"].append(user.last_ts or 0)
             for w, counts in zip(USER_WINDOWS, self.counters(user)):
                 cols[f"counts_{w}"].append(counts)
         return cols
 
+    def user_features(self, user_ids: list[int]) -> dict[str, list]:
+        """Both user views for these users, as columns (history columns first)."""
+        hist = self.history_features(user_ids)
+        counters = self.counter_features(hist["user_id"])
+        hist.pop("as_of")
+        hist.update({k: v for k, v in counters.items() if k != "user_id"})
+        return hist
+
     # ------------------------------------------------------------------ rows
-    def _rows(self, imps: list[tuple]) -> dict[str, list]:
-        """Labelled rows (IMPRESSION_SCHEMA columns) of finalised impressions."""
+    def _rows(self, imps: list[tuple]) -> pa.Table:
+        """Labelled rows (IMPRESSION_SCHEMA) of finalised impressions, sorted by (ts, event_id)."""
         cfg, cat = self.cfg, self.catalog
         cw, ow, L = cfg.click_window_ms, cfg.order_window_ms, cfg.history_len
-        cols: dict[str, list] = {name: [] for name in IMPRESSION_SCHEMA.names}
-        index_cache: dict[int, tuple[dict, dict]] = {}
-        hist_cache: dict[tuple[int, int], tuple] = {}
-        for ts, eid, req, uid, item, scen, query, pos in imps:
-            user = self.users[uid]
-            idx = index_cache.get(uid)
+        n = len(imps)
+        ts = np.fromiter((i[0] for i in imps), np.int64, n)
+        uids = np.fromiter((i[3] for i in imps), np.int64, n)
+        items = np.fromiter((i[4] for i in imps), np.int64, n)
+        # labels: a few clicks / orders per (user, item), looked up through per-user indexes
+        click = np.zeros(n, np.int8)
+        order = np.zeros(n, np.int8)
+        g_click = np.zeros(n, np.int8)
+        g_order = np.zeros(n, np.int8)
+        index: dict[int, tuple[dict, dict]] = {}
+        for j, (t, _, req, uid, item, _, _, _) in enumerate(imps):
+            idx = index.get(uid)
             if idx is None:
-                clicks_by_item: dict[int, list] = {}
+                user = self.users[uid]
+                by_item: dict[int, list] = {}
                 for c in user.clicks:
-                    clicks_by_item.setdefault(c[C_ITEM], []).append(c)
-                orders_by_item: dict[int, list] = {}
+                    by_item.setdefault(c[C_ITEM], []).append(c)
+                o_by_item: dict[int, list] = {}
                 for o in user.orders:
-                    orders_by_item.setdefault(o[3], []).append(o)
-                idx = index_cache[uid] = (clicks_by_item, orders_by_item)
-            clicks = [c for c in idx[0].get(item, ()) if ts <= c[C_TS] <= ts + cw]
-            mine = [c for c in clicks if c[C_REQ] == req]
-            orders = idx[1].get(item, ())
-            order = any(o[2] == req and c[C_TS] <= o[0] <= c[C_TS] + ow for o in orders for c in mine)
-            g_order = any(ts <= o[0] <= ts + cw + ow for o in orders)
-            h = hist_cache.get((uid, ts))
-            if h is None:
-                i = bisect_left(user.keys, (ts, ""))
-                entries = user.clicks[max(0, i - L):i][::-1]
-                hist_items = [c[C_ITEM] for c in entries]
-                attrs = [cat.item_attrs(x) for x in hist_items]
-                h = hist_cache[(uid, ts)] = (
-                    hist_items, [a[1] for a in attrs], [a[2] for a in attrs],
-                    [SOURCE_SEARCH if c[C_SCEN] == 0 else SOURCE_REC for c in entries],
-                    [ACTION_ORDER if c[C_ORDER_TS] is not None and c[C_ORDER_TS] < ts else ACTION_CLICK for c in entries])
-            c1, c2, br, pb = cat.item_attrs(item)
-            qid, terms = cat.query_features(query)
-            cols["event_id"].append(eid)
-            cols["request_id"].append(req)
-            cols["ts"].append(ts)
-            cols["day"].append((ts - cfg.day_origin_ms) // MS_DAY)
-            cols["user_id"].append(uid)
-            cols["item_id"].append(item)
-            cols["scenario"].append("search" if scen == 0 else "rec")
-            cols["query"].append(query)
-            cols["query_id"].append(qid)
-            cols["query_terms"].append(list(terms))
-            cols["position"].append(pos)
-            cols["hour"].append((ts // MS_HOUR) % 24)
-            cols["weekday"].append((ts // MS_DAY + 3) % 7)
-            seg, lvl = cat.user_attrs(uid)
-            cols["user_segment"].append(seg)
-            cols["user_level"].append(lvl)
-            cols["cate1"].append(c1)
-            cols["cate2"].append(c2)
-            cols["brand"].append(br)
-            cols["price_bucket"].append(pb)
-            for name, values in zip(("hist_item_id", "hist_cate2", "hist_brand", "hist_source", "hist_action"), h):
-                cols[name].append(values)
-            cols["click"].append(1 if mine else 0)
-            cols["order"].append(1 if order else 0)
-            cols["global_click"].append(1 if clicks else 0)
-            cols["global_order"].append(1 if g_order else 0)
-            cols["p_click"].append(math.nan)
-            cols["p_ctcvr"].append(math.nan)
-        return cols
+                    o_by_item.setdefault(o[3], []).append(o)
+                idx = index[uid] = (by_item, o_by_item)
+            cl = idx[0].get(item)
+            if cl:
+                hits = [c for c in cl if t <= c[C_TS] <= t + cw]
+                if hits:
+                    g_click[j] = 1
+                    mine = [c for c in hits if c[C_REQ] == req]
+                    if mine:
+                        click[j] = 1
+                        os_ = idx[1].get(item, ())
+                        if any(o[2] == req and c[C_TS] <= o[0] <= c[C_TS] + ow for o in os_ for c in mine):
+                            order[j] = 1
+            os_ = idx[1].get(item)
+            if os_ and any(t <= o[0] <= t + cw + ow for o in os_):
+                g_order[j] = 1
+        # histories: the last L clicks before each impression, newest first, gathered in one go
+        base: dict[int, int] = {}
+        c_ts, c_item, c_scen, c_ots = [], [], [], []
+        none = np.iinfo(np.int64).max
+        for uid in dict.fromkeys(uids.tolist()):
+            base[uid] = len(c_ts)
+            for c in self.users[uid].clicks:
+                c_ts.append(c[C_TS])
+                c_item.append(c[C_ITEM])
+                c_scen.append(c[C_SCEN])
+                c_ots.append(none if c[C_ORDER_TS] is None else c[C_ORDER_TS])
+        a_ts = np.array(c_ts, np.int64)
+        end = np.zeros(n, np.int64)
+        start = np.zeros(n, np.int64)
+        for uid, b in base.items():
+            rows = np.flatnonzero(uids == uid)
+            stop = b + len(self.users[uid].clicks)
+            start[rows] = b
+            end[rows] = b + np.searchsorted(a_ts[b:stop], ts[rows], side="left")
+        cnt = np.minimum(end - start, L)
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum(cnt, out=offsets[1:])
+        total = int(offsets[-1])
+        take = np.repeat(end - 1, cnt) - (np.arange(total) - np.repeat(offsets[:-1].astype(np.int64), cnt))
+        h_item = np.array(c_item, np.int64)[take] if total else np.zeros(0, np.int64)
+        h_scen = np.array(c_scen, np.int64)[take] if total else np.zeros(0, np.int64)
+        h_ots = np.array(c_ots, np.int64)[take] if total else np.zeros(0, np.int64)
+        h_ordered = h_ots < np.repeat(ts, cnt)
+        off = pa.array(offsets, pa.int32())
+
+        def lst(values: np.ndarray, name: str) -> pa.Array:
+            return pa.ListArray.from_arrays(off, pa.array(values, IMPRESSION_SCHEMA.field(name).type.value_type))
+
+        qcache: dict[str, tuple[int, tuple[int, ...]]] = {}
+        qf = []
+        for imp in imps:
+            q = imp[6]
+            hit = qcache.get(q)
+            if hit is None:
+                hit = qcache[q] = cat.query_features(q)
+            qf.append(hit)
+        f = IMPRESSION_SCHEMA.field
+        cols = {
+            "event_id": pa.array([i[1] for i in imps], pa.string()),
+            "request_id": pa.array([i[2] for i in imps], pa.string()),
+            "ts": pa.array(ts, pa.int64()),
+            "day": pa.array((ts - cfg.day_origin_ms) // MS_DAY, pa.int32()),
+            "user_id": pa.array(uids, pa.int64()),
+            "item_id": pa.array(items, pa.int64()),
+            "scenario": pa.array(["search" if i[5] == 0 else "rec" for i in imps], pa.string()),
+            "query": pa.array([i[6] for i in imps], pa.string()),
+            "query_id": pa.array([q[0] for q in qf], pa.int64()),
+            "query_terms": pa.array([list(q[1]) for q in qf], f("query_terms").type),
+            "position": pa.array([i[7] for i in imps], pa.int32()),
+            "hour": pa.array((ts // MS_HOUR) % 24, pa.int32()),
+            "weekday": pa.array((ts // MS_DAY + 3) % 7, pa.int32()),
+            "user_segment": pa.array(cat.user_column("user_segment", uids), pa.int32()),
+            "user_level": pa.array(cat.user_column("user_level", uids), pa.int32()),
+            **{c: pa.array(cat.item_column(c, items), f(c).type) for c in ("cate1", "cate2", "brand", "price_bucket")},
+            "hist_item_id": lst(h_item, "hist_item_id"),
+            "hist_cate2": lst(cat.item_column("cate2", h_item), "hist_cate2"),
+            "hist_brand": lst(cat.item_column("brand", h_item), "hist_brand"),
+            "hist_source": lst(np.where(h_scen == 0, SOURCE_SEARCH, SOURCE_REC), "hist_source"),
+            "hist_action": lst(np.where(h_ordered, ACTION_ORDER, ACTION_CLICK), "hist_action"),
+            "click": pa.array(click, pa.int8()),
+            "order": pa.array(order, pa.int8()),
+            "global_click": pa.array(g_click, pa.int8()),
+            "global_order": pa.array(g_order, pa.int8()),
+            "p_click": pa.array(np.full(n, np.nan, np.float32), pa.float32()),
+            "p_ctcvr": pa.array(np.full(n, np.nan, np.float32), pa.float32()),
+        }
+        return pa.table(cols, schema=IMPRESSION_SCHEMA)
 
     # ------------------------------------------------------------------ snapshot
     def meta(self) -> dict[str, Any]:
@@ -583,9 +701,3 @@ class PartitionState:
         self._seen_heap = [(ts, eid) for eid, ts in seen]
         heapq.heapify(self._seen_heap)
         self.reset_outputs()
-
-
-def rows_table(columns: dict[str, list]) -> pa.Table:
-    """Columns from :meth:`PartitionState._rows` as an IMPRESSION_SCHEMA table."""
-    return pa.table({name: pa.array(columns[name], type=IMPRESSION_SCHEMA.field(name).type)
-                     for name in IMPRESSION_SCHEMA.names}, schema=IMPRESSION_SCHEMA)

@@ -125,6 +125,8 @@ class StreamsConfig(_Section):
         "direct", description="direct: the Faust worker's hot path reads Kafka with aiokafka getmany batches; "
                               "faust: Faust agents (stream.take_events) drive consumption (slower)")
     max_batch_events: int = Field(20000, ge=1, description="most events one processing step takes from Kafka")
+    stats_flush_interval_s: float = Field(1.0, gt=0, description="item / query-item statistics are written to the "
+                                                                  "online store at most this often (direct driver)")
     dedup_retention_s: int = Field(3600, ge=0, description="event ids remembered (behind the watermark) to drop duplicates")
     max_future_s: int = Field(3600, ge=0, description="events stamped further than this ahead of the wall clock are rejected")
     idle_watermark_s: float = Field(10.0, ge=0, description="a caught-up topic partition silent this long stops holding "

@@ -15,7 +15,7 @@ from streams.catalog import Catalog
 from streams.checkpoint import Checkpoint, checkpoint_path
 from streams.item_state import ItemStatsState, Smoothing, encode_records
 from streams.offline import KIND, kafka_partition
-from streams.state import END_OF_LOG_TS, PartitionState, StateConfig, rows_table
+from streams.state import END_OF_LOG_TS, PartitionState, StateConfig
 from usr.data.events import encode_event
 
 NOW_MS = 4_000_000_000_000
@@ -87,9 +87,9 @@ class MemoryRun:
             by_target.setdefault(rec[2] % self.partitions, []).append(rec)
         for t, recs in sorted(by_target.items()):
             self.internal[t].append(encode_records(p, recs))
-        for bucket, cols in st.finished_rows:
-            self.row_files[(bucket, p)] = rows_table(cols)
-        cols = st.user_features(sorted(st.dirty_users))
+        for bucket, table in st.finished_rows:
+            self.row_files[(bucket, p)] = table
+        cols = st.user_features(sorted(st.dirty_users | st.dirty_history))
         for j, uid in enumerate(cols["user_id"]):
             self.users[uid] = {k: v[j] for k, v in cols.items() if k != "user_id"}
         if commit and self.ck_dir is not None:
