@@ -228,3 +228,29 @@ def test_health_over_tls_without_token(tls_gateway: str, certs) -> None:
     with grpc.secure_channel(tls_gateway, creds) as channel:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# ------------------------------------------------------------------ the container health probe
+
+def test_container_probe_checks_health_over_tls_without_token(base_config: Config, certs) -> None:
+    # `usr deploy probe gateway` (compose health check, Kubernetes readiness): TLS from the
+    # config's files, the CA beside the certificate, the certificate's name for verification
+    from usr.deploy.probe import certificate_names, gateway
+
+    assert certificate_names(certs["cert"]) == ["localhost", "127.0.0.1"]
+    mp = pytest.MonkeyPatch()
+    mp.setenv(TOKEN_ENV, TOKEN)
+    config = gateway_config(base_config, host="0.0.0.0", auth_token_env=TOKEN_ENV, tls_cert=certs["cert"],
+                            tls_key=certs["key"])
+    try:
+        with running_gateway(config, build_service(config, features=CatalogFeatures()), log_impressions=False):
+            ok, detail = gateway(config)
+            assert ok, detail
+            plain = config.model_copy(update={"gateway": config.gateway.model_copy(
+                update={"tls_cert": None, "tls_key": None})})
+            ok, detail = gateway(plain)       # a plaintext probe of a TLS port fails
+            assert not ok and "UNAVAILABLE" in detail
+    finally:
+        mp.undo()
+    ok, detail = gateway(config, timeout_s=1.0)  # stopped: unhealthy
+    assert not ok

@@ -80,7 +80,7 @@ def measure(config: Config, group_id: str | None = None, topics: list[str] | Non
     consumer = KafkaConsumer(group_id=None, enable_auto_commit=False, request_timeout_ms=int(timeout_s * 1000) + 1000,
                              consumer_timeout_ms=int(timeout_s * 1000), **kwargs)
     try:
-        committed = {tp: om.offset for tp, om in admin.list_consumer_group_offsets(group_id).items()
+        committed = {tp: om.offset for tp, om in _group_offsets(admin, group_id).items()
                      if om is not None and om.offset is not None and om.offset >= 0}
         tps = []
         for topic in topics:
@@ -110,6 +110,13 @@ def measure(config: Config, group_id: str | None = None, topics: list[str] | Non
     finally:
         consumer.close()
         admin.close()
+
+
+def _group_offsets(admin, group_id: str) -> dict:
+    """Committed offsets of a consumer group (kafka-python 3: list_group_offsets; 2.x: list_consumer_group_offsets)."""
+    if hasattr(admin, "list_group_offsets"):
+        return admin.list_group_offsets({group_id: None}).get(group_id) or {}
+    return admin.list_consumer_group_offsets(group_id)
 
 
 class StreamProgressCollector:
