@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.definitions import USER_WINDOWS
+from features.layout import USER_WINDOWS
 from streams.catalog import Catalog, normalise_query
 from streams.item_state import Smoothing
 from streams.state import MS_DAY, MS_HOUR, StateConfig

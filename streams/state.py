@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from features.definitions import USER_WINDOWS, WINDOW_BUCKET_S
+from features.layout import USER_WINDOWS, WINDOW_BUCKET_S
 from streams.catalog import Catalog, normalise_query
 from usr.data.events import TS_MAX_MS, TS_MIN_MS, Event, EventValidationError, validate_event
 from usr.data.tables import ACTION_CLICK, ACTION_ORDER, IMPRESSION_SCHEMA, SOURCE_REC, SOURCE_SEARCH

@@ -154,3 +154,73 @@ class MemoryRun:
                 self.step2(p, upto=self.s2[p].next_offset + rng.randint(1, 5), commit=not crash)
             if crash:
                 self.load()
+
+
+def simulate_small(out_dir: Path, users: int = 300, items: int = 600, days: int = 2, seed: int = 5) -> Path:
+    """A small simulator output directory (a couple of seconds)."""
+    from usr.data.sim.config import SimConfig
+    from usr.data.sim.run import simulate
+
+    if not (out_dir / "events.parquet").exists():
+        simulate(SimConfig().replace(n_users=users, n_items=items, days=days, seed=seed), out_dir, progress=False)
+    return out_dir
+
+
+def perturb(log: pd.DataFrame, cfg: StateConfig, seed: int = 0) -> pd.DataFrame:
+    """The log as a faulty producer would publish it: some events re-sent, some moved
+    later by less than the lateness bound (out of order), some stale copies far behind
+    (late), and orders for requests nobody clicked."""
+    rng = np.random.default_rng(seed)
+    df = log.reset_index(drop=True).copy()
+    n = len(df)
+    key = df["ts"].to_numpy().astype(np.float64)
+    # out of order: publish 5% of the events up to lateness/2 later than their time
+    moved = rng.random(n) < 0.05
+    key[moved] += rng.uniform(0, cfg.lateness_ms / 2, moved.sum())
+    df["_key"] = key
+    # duplicates: 3% re-sent up to a minute later
+    dup = df[rng.random(n) < 0.03].copy()
+    dup["_key"] = dup["_key"] + rng.uniform(0, 60_000, len(dup))
+    # late: stale copies of 1% of the impressions with a new id, stamped an hour before
+    late = df[(df["event_type"] == "impression") & (rng.random(n) < 0.01)].copy()
+    late["event_id"] = late["event_id"] + "-stale"
+    late["ts"] = late["ts"] - 3_600_000
+    # orders without a click
+    orphans = df[df["event_type"] == "impression"].sample(5, random_state=seed).copy()
+    orphans["event_type"] = "order"
+    orphans["event_id"] = orphans["event_id"] + "-orphan"
+    orphans["ts"] = orphans["ts"] + 1000
+    orphans["_key"] = orphans["ts"].astype(np.float64)
+    out = pd.concat([df, dup, late, orphans], ignore_index=True)
+    return out.sort_values("_key", kind="stable").drop(columns="_key").reset_index(drop=True)
+
+
+def rows_of(run: MemoryRun) -> pa.Table:
+    from usr.data.tables import IMPRESSION_SCHEMA
+
+    if not run.row_files:
+        return IMPRESSION_SCHEMA.empty_table()
+    return pa.concat_tables(list(run.row_files.values())).sort_by([("ts", "ascending"), ("event_id", "ascending")])
+
+
+def assert_same_rows(got: pa.Table, want: pa.Table) -> None:
+    """Equal row for row (p_click / p_ctcvr compared as NaN-or-equal)."""
+    assert got.schema.equals(want.schema), (got.schema, want.schema)
+    assert got.num_rows == want.num_rows, (got.num_rows, want.num_rows)
+    for name in got.column_names:
+        a, b = got.column(name).to_pylist(), want.column(name).to_pylist()
+        if name in ("p_click", "p_ctcvr"):
+            a = [None if x != x else x for x in a]
+            b = [None if x != x else x for x in b]
+        if a != b:
+            bad = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            raise AssertionError(f"column {name} differs at row {bad} ({got.column('event_id')[bad]}): "
+                                 f"{a[bad]!r} != {b[bad]!r}; {sum(x != y for x, y in zip(a, b))} rows differ")
+
+
+def assert_same_features(got: dict, want: dict, what: str) -> None:
+    assert set(got) == set(want), f"{what}: {len(set(got) ^ set(want))} keys differ, e.g. {sorted(set(got) ^ set(want))[:3]}"
+    for key, f in want.items():
+        g = got[key]
+        bad = {k: (g.get(k), v) for k, v in f.items() if g.get(k) != v and not (isinstance(v, float) and abs(g.get(k) - v) < 1e-6)}
+        assert not bad, f"{what} {key}: {bad}"
