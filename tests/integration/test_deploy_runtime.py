@@ -116,3 +116,17 @@ def test_exporter_counts_failed_rounds(stack: Config) -> None:
     exporter = Exporter(stack.model_copy(update={"kafka": kafka}))
     assert not exporter.round()
     assert exporter.registry.get_sample_value("usr_exporter_errors_total") == 1.0
+
+
+def test_container_probes_against_the_running_stack(stack: Config) -> None:
+    # the same probes the compose health checks and Kubernetes readiness probes run
+    from usr.deploy.probe import probe
+
+    ok, detail = probe(stack, "gateway")
+    assert ok and "SERVING" in detail, detail
+    if stack.streams.workers > 0:
+        ok, detail = probe(stack, "streams", index=0)
+        assert ok, detail
+    (dead,) = free_ports(1)
+    ok, detail = probe(stack, "streams", port=dead, timeout_s=1.0)
+    assert not ok and "refused" in detail.lower()
