@@ -130,3 +130,71 @@ def test_container_probes_against_the_running_stack(stack: Config) -> None:
     (dead,) = free_ports(1)
     ok, detail = probe(stack, "streams", port=dead, timeout_s=1.0)
     assert not ok and "refused" in detail.lower()
+
+
+def test_compose_kafka_settings_boot_a_real_broker(tmp_path) -> None:
+    """The properties the apache/kafka image derives from docker-compose.yml, with the
+    service's host name and ports swapped for loopback ones, format and start Apache Kafka
+    (the version of the config, from the local stack's jar cache) and serve topics."""
+    import shutil
+    import signal
+    import subprocess
+
+    import yaml
+
+    from tests.conftest import stack_config
+    from tests.unit.deploy_checks import kafka_image_properties
+    from usr.deploy import render
+    from usr.kafka_client import broker_answers, ensure_topics
+
+    if shutil.which("java") is None:
+        pytest.skip("no JDK")
+    production = render.load_production_config()
+    local = stack_config(tmp_path / "run")
+    libs = local.run.cache_dir / f"kafka-{production.kafka.version}" / "libs"
+    if not (libs.parent / ".complete").exists():
+        pytest.skip(f"Kafka {production.kafka.version} jars not cached (usr stack up fetches them)")
+    env = yaml.safe_load(render.COMPOSE_FILE.read_text())["services"][production.kafka.host]["environment"]
+    port, controller = free_ports(2)
+    swap = {f"{production.kafka.host}:{production.kafka.port}": f"127.0.0.1:{port}",
+            f"{production.kafka.host}:{production.kafka.controller_port}": f"127.0.0.1:{controller}",
+            f"://:{production.kafka.port}": f"://127.0.0.1:{port}",
+            f"://:{production.kafka.controller_port}": f"://127.0.0.1:{controller}"}
+    props = {}
+    for key, value in kafka_image_properties(env).items():
+        for old, new in swap.items():
+            value = value.replace(old, new)
+        props[key] = value
+    assert not any(f"{production.kafka.host}:" in v for v in props.values()), props
+    props["log.dirs"] = str(tmp_path / "data")
+    server = tmp_path / "server.properties"
+    server.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    classpath = f"{libs}/*"
+    subprocess.run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", env["CLUSTER_ID"],
+                    "-c", str(server)], check=True, capture_output=True, text=True, timeout=120)
+    log = open(tmp_path / "kafka.log", "w")
+    broker = subprocess.Popen(["java", "-Xmx384m", "-cp", classpath, "kafka.Kafka", str(server)],
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        kafka = local.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}",
+                                               "topics": production.kafka.topics})
+        deadline = time.monotonic() + 90
+        ok, detail = False, ""
+        while time.monotonic() < deadline and broker.poll() is None:
+            ok, detail = broker_answers(kafka)
+            if ok:
+                break
+            time.sleep(1)
+        assert ok, f"{detail}\n{(tmp_path / 'kafka.log').read_text()[-2000:]}"
+        assert sorted(ensure_topics(kafka)) == sorted([production.kafka.topics.impressions,
+                                                       production.kafka.topics.clicks,
+                                                       production.kafka.topics.orders,
+                                                       production.kafka.topics.dead_letter])
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        try:
+            broker.wait(30)
+        except subprocess.TimeoutExpired:
+            broker.kill()
+            broker.wait(10)
+        log.close()

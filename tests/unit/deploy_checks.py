@@ -80,3 +80,20 @@ def project_metric_names() -> set[str]:
     for collector_names in exporter.registry._collector_to_names.values():  # noqa: SLF001
         names.update(collector_names)
     return names
+
+
+# env vars of the apache/kafka image that are JVM options, not server properties
+KAFKA_IMAGE_JVM_ENV = {"KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS",
+                       "KAFKA_JMX_OPTS", "KAFKA_GC_LOG_OPTS"}
+
+
+def kafka_image_properties(env: dict[str, str]) -> dict[str, str]:
+    """The server properties the apache/kafka image derives from KAFKA_* variables:
+    strip KAFKA_, lower case, '___' -> '-', '__' -> '_', '_' -> '.'."""
+    props = {}
+    for key, value in env.items():
+        if not key.startswith("KAFKA_") or key in KAFKA_IMAGE_JVM_ENV:
+            continue
+        name = key[len("KAFKA_"):].lower().replace("___", "\0").replace("__", "\1").replace("_", ".")
+        props[name.replace("\0", "-").replace("\1", "_")] = str(value)
+    return props

@@ -312,3 +312,21 @@ def test_a_port_change_in_the_config_moves_everything(tmp_path: Path) -> None:
     assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}["grpc"] == 9500
     triton_k8s = list(yaml.safe_load_all(files[Path("deploy/base/triton.yaml")]))
     assert {d["metadata"]["name"] for d in triton_k8s} == {"inference"}
+
+
+def test_compose_kafka_is_configured_like_the_local_stack_broker(compose, config, tmp_path: Path) -> None:
+    # the compose broker and `usr stack up`'s broker: same roles, listeners, voters, replication
+    from tests.unit.deploy_checks import kafka_image_properties
+    from usr.stack.kafka_broker import _server_properties
+
+    env = compose["services"]["kafka"]["environment"]
+    image = kafka_image_properties(env)
+    local = dict(line.split("=", 1) for line in _server_properties(config, tmp_path).splitlines() if line)
+    for key in ("process.roles", "node.id", "controller.quorum.voters", "advertised.listeners",
+                "controller.listener.names", "listener.security.protocol.map", "inter.broker.listener.name",
+                "num.partitions", "offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                "transaction.state.log.min.isr", "share.coordinator.state.topic.replication.factor",
+                "share.coordinator.state.topic.min.isr", "group.initial.rebalance.delay.ms"):
+        assert image[key] == local[key], key
+    assert image["listeners"] == local["listeners"].replace(f"//{config.kafka.host}:", "//:")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", env["CLUSTER_ID"])
