@@ -1,7 +1,10 @@
 """STAR: star-topology FCN with partitioned normalisation and an auxiliary network.
 
 - Partitioned normalisation (PN): batch statistics per scenario while training, per-scenario
-  moving averages at inference; scale gamma * gamma_p and shift beta + beta_p.
+  moving averages at inference; scale gamma * gamma_p and shift beta + beta_p. The variance
+  has a floor (``var_floor``): inputs that are constant within a scenario (the scenario
+  embedding, NO_QUERY for rec) have zero batch variance, and with a plain eps the small lag
+  of the moving mean behind the learned value would be amplified ~300x at inference.
 - Star FCN: every slot p uses W_p * W (element-wise) and b_p + b, W/b shared; W_p starts at 1.
 - Auxiliary network on the scenario id: its output is added to every slot representation
   (the heads are linear, so this adds a scenario-dependent logit as in STAR).
@@ -16,11 +19,12 @@ from torch import Tensor, nn
 
 
 class PartitionedNorm(nn.Module):
-    def __init__(self, dim: int, n_scenarios: int, momentum: float = 0.1, eps: float = 1e-5):
+    def __init__(self, dim: int, n_scenarios: int, momentum: float = 0.1, eps: float = 1e-5, var_floor: float = 1e-2):
         super().__init__()
         self.n_scenarios = n_scenarios
         self.momentum = momentum
         self.eps = eps
+        self.var_floor = var_floor
         self.gamma = nn.Parameter(torch.ones(dim))
         self.beta = nn.Parameter(torch.zeros(dim))
         self.gamma_p = nn.Parameter(torch.ones(n_scenarios, dim))
@@ -44,7 +48,7 @@ class PartitionedNorm(nn.Module):
         else:
             mean_used = self.running_mean
             var_used = self.running_var
-        normed = (x - mean_used[scenario]) * torch.rsqrt(var_used[scenario] + self.eps)
+        normed = (x - mean_used[scenario]) * torch.rsqrt(var_used[scenario].clamp(min=self.var_floor) + self.eps)
         return normed * (self.gamma * self.gamma_p[scenario]) + self.beta + self.beta_p[scenario]
 
 

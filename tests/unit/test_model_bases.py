@@ -55,7 +55,7 @@ def test_script_matches_eager(name):
 
 def test_partitioned_norm_uses_per_scenario_statistics():
     torch.manual_seed(11)
-    pn = PartitionedNorm(3, 2, momentum=1.0).train()
+    pn = PartitionedNorm(3, 2, momentum=1.0, var_floor=0.0).train()
     scen = torch.tensor([0] * 50 + [1] * 50)
     x = torch.cat([torch.randn(50, 3) + 5.0, torch.randn(50, 3) * 3 - 2.0])
     out = pn(x, scen)
@@ -66,3 +66,14 @@ def test_partitioned_norm_uses_per_scenario_statistics():
     torch.testing.assert_close(pn.running_mean[0], x[:50].mean(0))
     pn.eval()
     torch.testing.assert_close(pn(x, scen), out, atol=1e-4, rtol=0)  # momentum 1: running == batch stats
+
+
+def test_partitioned_norm_does_not_blow_up_inputs_constant_within_a_scenario():
+    pn = PartitionedNorm(2, 2, momentum=0.1).train()
+    scen = torch.tensor([0] * 20 + [1] * 20)
+    for step in range(30):  # the constant column drifts a little every step, like a learned embedding
+        x = torch.stack([torch.randn(40), torch.full((40,), 0.5 + 0.001 * step)], dim=1)
+        pn(x, scen)
+    pn.eval()
+    out = pn(torch.stack([torch.randn(40), torch.full((40,), 0.53)], dim=1), scen)
+    assert out[:, 1].abs().max() < 1.0
