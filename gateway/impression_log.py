@@ -25,16 +25,11 @@ def impression_events(request_id: str, user_id: int, scenario: str, query: str, 
 
 class ImpressionLogger:
     def __init__(self, kafka: KafkaConfig) -> None:
-        self.topic = kafka.topics.impressions
-        sasl = {}
-        if kafka.security_protocol.startswith("SASL"):
-            from usr.kafka_client import client_kwargs
+        from usr.kafka_client import aiokafka_kwargs
 
-            kw = client_kwargs(kafka)
-            sasl = {"sasl_mechanism": kw["sasl_mechanism"], "sasl_plain_username": kw["sasl_plain_username"],
-                    "sasl_plain_password": kw["sasl_plain_password"]}
-        self._make = lambda: AIOKafkaProducer(bootstrap_servers=kafka.bootstrap, acks=1, linger_ms=5,
-                                              security_protocol=kafka.security_protocol, **sasl)
+        self.topic = kafka.topics.impressions
+        connection = aiokafka_kwargs(kafka)  # bootstrap, SASL and TLS as configured
+        self._make = lambda: AIOKafkaProducer(acks=1, linger_ms=5, **connection)
         self.producer: AIOKafkaProducer | None = None
         self._connecting: asyncio.Task | None = None
 

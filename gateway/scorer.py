@@ -87,3 +87,41 @@ class TritonScorer:
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+def wait_until_served(grpc_url: str, model_name: str, version: int, spec: FeatureSpec, scalars: set[str],
+                      timeout_s: float = 60.0) -> None:
+    """Block until Triton answers for ``model_name`` with ``version`` (its model_version output)."""
+    import tritonclient.grpc as syncclient
+
+    from features.tensors import build_input_arrays
+
+    arrays = build_input_arrays(spec, {"scenario": ["rec"]}, allow_missing=True)
+    client = syncclient.InferenceServerClient(grpc_url)
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    try:
+        while time.monotonic() < deadline:
+            try:
+                inputs = []
+                for name, a in arrays.items():
+                    a = a.reshape(-1, 1) if name in scalars else a
+                    inp = syncclient.InferInput(name, list(a.shape), _TRITON_DTYPES[a.dtype])
+                    inp.set_data_from_numpy(a)
+                    inputs.append(inp)
+                last = int(client.infer(model_name, inputs).as_numpy("model_version").reshape(-1)[0])
+                if last == version:
+                    return
+            except Exception as exc:  # noqa: BLE001 - not loaded yet
+                last = exc
+            time.sleep(0.25)
+    finally:
+        client.close()
+    raise TimeoutError(f"Triton did not serve {model_name} version {version} within {timeout_s:.0f}s (last: {last})")
+
+
+def wait_until_repository_version_served(config, model_name: str, version: int, timeout_s: float = 60.0) -> None:
+    """``wait_until_served`` with the spec and signature from the configured model repository."""
+    repo = ModelRepository(config.triton.model_repository, model_name)
+    scalars = {i["name"] for i in repo.signature()["inputs"] if i.get("reshape") == []}
+    wait_until_served(config.triton.grpc_url, model_name, version, repo.spec(version), scalars, timeout_s)

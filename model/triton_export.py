@@ -67,8 +67,9 @@ def triton_signature(spec: FeatureSpec, max_batch_size: int = 1024) -> dict[str,
 _PBTXT_TYPES = {"int64": "TYPE_INT64", "float32": "TYPE_FP32"}
 
 
-def config_pbtxt(name: str, signature: dict[str, Any]) -> str:
-    """config.pbtxt for the official Triton container's PyTorch (libtorch) backend."""
+def config_pbtxt(name: str, signature: dict[str, Any], version: int) -> str:
+    """config.pbtxt for the official Triton container's PyTorch (libtorch) backend, serving
+    exactly ``version`` (a server polling the repository follows promotions and rollbacks)."""
     def tensor(t: dict[str, Any]) -> str:
         dims = ", ".join(str(d) for d in t["shape"])
         reshape = "\n    reshape: { shape: [ ] }" if t.get("reshape") == [] else ""
@@ -88,7 +89,7 @@ input [
 output [
 {outputs}
 ]
-version_policy: {{ latest: {{ num_versions: 2 }} }}
+version_policy: {{ specific: {{ versions: [ {version} ] }} }}
 dynamic_batching {{ max_queue_delay_microseconds: 200 }}
 instance_group [ {{ count: 1, kind: KIND_CPU }} ]
 model_warmup [
@@ -138,8 +139,8 @@ def publish(serving: torch.jit.ScriptModule, spec: FeatureSpec, repo: Path, name
         (staging / "model_config.json").write_text(json.dumps(model_config, indent=2))
     signature = triton_signature(spec, max_batch_size)
     _write_atomic(model_dir / "signature.json", json.dumps(signature, indent=2))
-    _write_atomic(model_dir / "config.pbtxt", config_pbtxt(name, signature))
     staging.rename(final)
+    _write_atomic(model_dir / "config.pbtxt", config_pbtxt(name, signature, serving_version(repo, name) or version))
     return version
 
 
@@ -160,7 +161,10 @@ def set_serving_version(repo: Path, name: str, version: int) -> None:
     """Pin the version servers should serve (used by rollback); see the local Triton host."""
     if version not in versions(repo, name):
         raise FileNotFoundError(f"{name} version {version} is not in {repo}")
-    _write_atomic(Path(repo) / name / SERVING_POINTER, f"{version}\n")
+    model_dir = Path(repo) / name
+    _write_atomic(model_dir / SERVING_POINTER, f"{version}\n")
+    signature = json.loads((model_dir / "signature.json").read_text())
+    _write_atomic(model_dir / "config.pbtxt", config_pbtxt(name, signature, version))
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -35,8 +35,11 @@ def end_offsets(config: Config) -> dict[tuple[str, int], int]:
         consumer.close()
 
 
-def caught_up(config: Config, statuses: list[dict[str, Any]], ends: dict[tuple[str, int], int]) -> bool:
-    """Every partition owned by some worker, read to its end, and nothing waiting for the watermark."""
+def caught_up(config: Config, statuses: list[dict[str, Any]], ends: dict[tuple[str, int], int],
+              require_drained: bool = True) -> bool:
+    """Every partition owned by some worker, read to its end, and (``require_drained``)
+    nothing waiting for the watermark. A log that goes on (live traffic after a replay)
+    leaves its newest impressions waiting for their attribution windows: pass False."""
     t = config.kafka.topics
     stage1: dict[str, Any] = {}
     stage2: dict[str, Any] = {}
@@ -47,7 +50,7 @@ def caught_up(config: Config, statuses: list[dict[str, Any]], ends: dict[tuple[s
         stage2.update(s["stage2"])
     for p in range(t.partitions):
         s1, s2 = stage1.get(str(p)), stage2.get(str(p))
-        if s1 is None or s2 is None or not s1["drained"]:
+        if s1 is None or s2 is None or (require_drained and not s1["drained"]):
             return False
         for kind, topic in (("impression", t.impressions), ("click", t.clicks), ("order", t.orders)):
             if s1["next_offset"][kind] < ends[(topic, p)]:
@@ -57,7 +60,8 @@ def caught_up(config: Config, statuses: list[dict[str, Any]], ends: dict[tuple[s
     return True
 
 
-def wait_caught_up(config: Config, ports: list[int], timeout_s: float = 120.0, settle_s: float = 1.0) -> list[dict]:
+def wait_caught_up(config: Config, ports: list[int], timeout_s: float = 120.0, settle_s: float = 1.0,
+                   require_drained: bool = True) -> list[dict]:
     """Wait until the workers on ``ports`` have processed everything published so far
     (including the item records they emitted themselves); returns their statuses."""
     deadline = time.monotonic() + timeout_s
@@ -66,10 +70,11 @@ def wait_caught_up(config: Config, ports: list[int], timeout_s: float = 120.0, s
         statuses = [worker_status(p) for p in ports]
         if all(s is not None for s in statuses):
             last = statuses  # type: ignore[assignment]
-            if caught_up(config, last, end_offsets(config)):
+            if caught_up(config, last, end_offsets(config), require_drained):
                 time.sleep(settle_s)    # a last step may still be writing
                 again = [worker_status(p) for p in ports]
-                if all(s is not None for s in again) and caught_up(config, again, end_offsets(config)):  # type: ignore[arg-type]
+                if all(s is not None for s in again) and caught_up(config, again, end_offsets(config),  # type: ignore[arg-type]
+                                                                   require_drained):
                     return again  # type: ignore[return-value]
         time.sleep(0.3)
     raise TimeoutError(f"workers on {ports} did not catch up in {timeout_s:.0f}s; last status: "

@@ -18,8 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
+    import signal
+
     from usr.demo.presets import get_preset
     from usr.demo.run import run_demo
+
+    def interrupted(signum, frame):  # SIGTERM too: stop the demo's stack on the way out
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupted)
 
     preset = get_preset(args.preset, live_requests=args.live_requests, ab=False if args.no_ab else None)
     report = run_demo(config, preset, (args.out or config.run.dir / "demo").resolve(), keep_stack=args.keep_stack)

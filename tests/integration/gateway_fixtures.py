@@ -27,34 +27,9 @@ def publish_model(repo: Path, name: str = "usr", variant: str = "MMoE+USR", seed
 
 def wait_model_version(config: Config, version: int, timeout_s: float = 60.0) -> None:
     """Wait until Triton answers with ``version`` (the model reports it in an output)."""
-    import numpy as np
-    import tritonclient.grpc as grpcclient
+    from gateway.scorer import wait_until_repository_version_served
 
-    from features.tensors import build_input_arrays
-    from model.triton_export import triton_signature
-
-    spec = FeatureSpec()
-    arrays = build_input_arrays(spec, {"scenario": ["rec"]}, allow_missing=True)
-    scalars = {i["name"] for i in triton_signature(spec)["inputs"] if i.get("reshape") == []}
-    client = grpcclient.InferenceServerClient(config.triton.grpc_url)
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            inputs = []
-            for n, a in arrays.items():
-                a = a.reshape(-1, 1) if n in scalars else a
-                i = grpcclient.InferInput(n, list(a.shape), "INT64" if a.dtype == np.int64 else "FP32")
-                i.set_data_from_numpy(a)
-                inputs.append(i)
-            got = client.infer(config.triton.model_name, inputs).as_numpy("model_version")
-            last = int(got.reshape(-1)[0])
-            if last == version:
-                return
-        except Exception as exc:  # noqa: BLE001 - not loaded yet
-            last = exc
-        time.sleep(0.25)
-    raise TimeoutError(f"Triton did not serve version {version} within {timeout_s}s (last: {last})")
+    wait_until_repository_version_served(config, config.triton.model_name, version, timeout_s)
 
 
 def gateway_config(stack: Config, **gateway_overrides) -> Config:

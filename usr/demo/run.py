@@ -58,9 +58,7 @@ class Scheduler:
         from model.retrain import retrain_once
 
         while not self.stop.wait(self.every_s):
-            for arm, cfg in self.arm_configs.items():
-                if self.stop.is_set():
-                    return
+            for arm, cfg in self.arm_configs.items():  # a round, once started, retrains every arm
                 t0 = time.perf_counter()
                 record = retrain_once(cfg, progress=False)
                 decision = record.decision if record else "skipped"
@@ -80,6 +78,7 @@ class Scheduler:
 
 def run_demo(config: Config, preset: DemoPreset, out: Path, keep_stack: bool = False) -> Path:
     from features.store import apply_definitions
+    from gateway.scorer import wait_until_repository_version_served
     from model.registry import Registry
     from model.retrain import registry_dir, retrain_once
     from streams.catalog import install
@@ -119,7 +118,7 @@ def run_demo(config: Config, preset: DemoPreset, out: Path, keep_stack: bool = F
         t0 = time.perf_counter()
         log("replaying the log through Kafka")
         replay = publish_log(cfg, sim_dir, close=False, progress=True)
-        statuses = wait_caught_up(cfg, ports, timeout_s=900)
+        statuses = wait_caught_up(cfg, ports, timeout_s=900, require_drained=False)
         phases["replay_and_streams"] = time.perf_counter() - t0
         stream_stats = {"events_replayed": replay.get("events"), "replay_events_per_s": replay.get("events_per_s"),
                         "stream_seconds": round(phases["replay_and_streams"], 1),
@@ -139,6 +138,7 @@ def run_demo(config: Config, preset: DemoPreset, out: Path, keep_stack: bool = F
                 raise RuntimeError(f"first model of arm {arm} was not promoted: {record and record.reason}")
             offline[f"{acfg.retrain.model} (arm {arm})"] = record.metrics["candidate"]
             oracle = record.metrics.get("oracle") or oracle
+            wait_until_repository_version_served(acfg, acfg.triton.model_name, record.version)
         phases["first_models"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()

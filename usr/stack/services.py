@@ -125,6 +125,16 @@ def triton_env() -> dict[str, str]:
     return {"LD_LIBRARY_PATH": libdir, "PYTHONUNBUFFERED": "1"}
 
 
+def triton_workspace(config: Config) -> Path:
+    """pytriton's IPC sockets live in its workspace and AF_UNIX paths are limited to 107
+    bytes, so the workspace is a short path in the temp dir, one per run directory."""
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha1(str(config.run.dir.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"usr-triton-{digest}"
+
+
 def _model_ready(client, name: str) -> bool:
     try:
         return bool(client.is_model_ready(name, client_timeout=2.0))
@@ -161,7 +171,7 @@ def _triton(config: Config) -> Service:
         argv = [str(TRITON_PYTHON), str(Path(__file__).with_name("triton_host.py")),
                 "--repo", str(t.model_repository), "--grpc-port", str(t.grpc_port),
                 "--http-port", str(t.http_port), "--metrics-port", str(t.metrics_port),
-                "--workspace", str(config.run.dir / "triton" / "workspace")]
+                "--workspace", str(triton_workspace(config))]
         return process.spawn(paths, "triton", argv, env=triton_env())
 
     return Service(name="triton", mode=t.mode,
