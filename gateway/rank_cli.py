@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from usr.config import Config
 
@@ -15,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--candidates", type=int, nargs="+", required=True)
     parser.add_argument("--address", help="host:port (default: the configured gateway)")
     parser.add_argument("--timeout", type=float, default=2.0)
+    parser.add_argument("--token-env", help="env var holding the bearer token (default: gateway.auth_token_env)")
+    parser.add_argument("--root-cert", type=Path, help="CA certificate for a TLS gateway (default: gateway.tls_cert)")
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
@@ -22,8 +25,14 @@ def run(args: argparse.Namespace, config: Config) -> int:
 
     from gateway.client import RankingClient
 
+    import os
+
     address = args.address or f"{config.gateway.host}:{config.gateway.port}"
-    with RankingClient(address, timeout_s=args.timeout) as client:
+    token_env = args.token_env or config.gateway.auth_token_env
+    token = os.environ.get(token_env, "").split(",")[0] or None if token_env else None
+    root = args.root_cert or config.gateway.tls_cert
+    with RankingClient(address, timeout_s=args.timeout, token=token,
+                       root_cert=root.read_bytes() if root else None) as client:
         try:
             reply = client.rank(args.user, args.scenario, args.candidates, query=args.query)
         except grpc.RpcError as exc:

@@ -12,20 +12,13 @@ from usr.stack.services import Health, Service
 
 
 def health_check(config: Config, timeout_s: float = 2.0) -> Health:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    """gRPC health check, over TLS when the gateway is configured with a certificate."""
+    from usr.deploy.probe import gateway as probe_gateway
 
-    address = f"{config.gateway.host}:{config.gateway.port}"
     if not process.port_open(config.gateway.host, config.gateway.port):
-        return Health(False, f"{address}: connection refused")
-    try:
-        with grpc.insecure_channel(address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""),
-                                                              timeout=timeout_s)
-        ok = reply.status == health_pb2.HealthCheckResponse.SERVING
-        return Health(ok, f"{address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
-    except Exception as exc:  # noqa: BLE001
-        return Health(False, f"{address}: {type(exc).__name__}")
+        return Health(False, f"{config.gateway.host}:{config.gateway.port}: connection refused")
+    ok, detail = probe_gateway(config, timeout_s)
+    return Health(ok, detail)
 
 
 def services(config: Config) -> list[Service]:
