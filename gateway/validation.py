@@ -1,7 +1,6 @@
 """Validate a RankRequest at the edge; every rejection names the field and the reason."""
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 import uuid
@@ -9,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streams.catalog import stable_query_id  # the stream jobs' rows use the same ids
 from usr.data.tables import SCENARIOS
 
 MAX_QUERY_CHARS = 256
@@ -38,12 +38,6 @@ class RankQuery:
     log_impressions: bool
     ts_ms: int
     model: str
-
-
-def stable_query_id(text: str) -> int:
-    """A query id derived from the normalised text when the caller has none (> 0, < 2^62)."""
-    digest = hashlib.blake2b(" ".join(text.lower().split()).encode("utf-8"), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") % ((1 << 62) - 1)) + 1
 
 
 def validate(request, max_candidates: int, now_s: float | None = None) -> RankQuery:

@@ -24,8 +24,8 @@ class DemoPreset:
 
 
 PRESETS: dict[str, DemoPreset] = {
-    "default": DemoPreset(name="default", users=4000, items=4000, days=5, live_requests=2400, candidates=100,
-                          mean_gap_ms=60_000, retrain_every_s=90, epochs=2, ab=True),
+    "default": DemoPreset(name="default", users=4000, items=4000, days=5, live_requests=8000, candidates=100,
+                          mean_gap_ms=30_000, retrain_every_s=60, epochs=2, ab=True),
     "small": DemoPreset(name="small", users=400, items=800, days=4, live_requests=400, candidates=50,
                         mean_gap_ms=300_000, retrain_every_s=6, epochs=2, ab=True, freshness_every=20),
 }

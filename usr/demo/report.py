@@ -29,12 +29,23 @@ def _windows(records: list[LiveRecord], n_windows: int = 12) -> list[list[LiveRe
     return [records[i:i + k] for i in range(0, len(records), k)]
 
 
-def plot_online(records: list[LiveRecord], path: Path) -> None:
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _pyplot().close(fig)
+
+
+def plot_online(records: list[LiveRecord], path: Path) -> None:
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for arm in sorted({r.arm for r in records}):
         rs = [r for r in records if r.arm == arm]
@@ -53,17 +64,11 @@ def plot_online(records: list[LiveRecord], path: Path) -> None:
         ax.set_title(f"{title} (dashed: model switch)")
         ax.set_xlabel("simulated hours since the first live request")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_latency(records: list[LiveRecord], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     wins = _windows(records, 20)
     x = [np.mean([r.wall_s for r in w]) for w in wins]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -73,34 +78,22 @@ def plot_latency(records: list[LiveRecord], path: Path) -> None:
     ax.set_ylabel("Rank latency at the client (ms)")
     ax.set_title("gateway latency")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_freshness(samples_ms: list[float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     if samples_ms:
         ax.hist(samples_ms, bins=30)
     ax.set_xlabel("click published -> readable in the online store (ms)")
     ax.set_ylabel("probes")
     ax.set_title("feature freshness")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_offline(offline: dict[str, dict[str, float]], oracle: dict[str, float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     names = list(offline) + (["oracle"] if oracle else [])
     width = 0.8 / max(1, len(names))
@@ -112,9 +105,7 @@ def plot_offline(offline: dict[str, dict[str, float]], oracle: dict[str, float],
     ax.set_ylim(0.5, 1.0)
     ax.set_ylabel("AUC on the newest held-out slice")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def write_report(out: Path, *, preset: dict[str, Any], phases: dict[str, float], offline: dict[str, dict],

@@ -45,6 +45,25 @@ def arm_config(config: Config, model_name: str, model_block: str) -> Config:
     })
 
 
+def oracle_on_holdout(sim_dir: Path, window: dict[str, Any]) -> dict[str, float]:
+    """AUC of the simulator's true probabilities on the holdout's impressions (the ceiling).
+    The stream-built rows carry no truth; the simulator's table has it for the same events."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from usr.data.metrics import auc
+
+    t = pq.read_table(sim_dir / "impressions.parquet", columns=["ts", "scenario", "click", "order", "p_click", "p_ctcvr"])
+    t = t.filter(pc.and_(pc.greater_equal(t["ts"], window["holdout_from_ts"]), pc.less_equal(t["ts"], window["newest_ts"])))
+    out = {}
+    for scenario in ("search", "rec"):
+        s = t.filter(pc.equal(t["scenario"], scenario))
+        click = s["click"].to_numpy()
+        out[f"oracle_{scenario}_ctr_auc"] = auc(click, s["p_click"].to_numpy())
+        out[f"oracle_{scenario}_ctcvr_auc"] = auc(click * s["order"].to_numpy(), s["p_ctcvr"].to_numpy())
+    return out
+
+
 class Scheduler:
     """Retrains every arm every ``every_s`` seconds in a background thread."""
 
@@ -137,7 +156,7 @@ def run_demo(config: Config, preset: DemoPreset, out: Path, keep_stack: bool = F
             if record is None or record.decision != "promoted":
                 raise RuntimeError(f"first model of arm {arm} was not promoted: {record and record.reason}")
             offline[f"{acfg.retrain.model} (arm {arm})"] = record.metrics["candidate"]
-            oracle = record.metrics.get("oracle") or oracle
+            oracle = oracle or oracle_on_holdout(sim_dir, record.data_window)
             wait_until_repository_version_served(acfg, acfg.triton.model_name, record.version)
         phases["first_models"] = time.perf_counter() - t0
 
