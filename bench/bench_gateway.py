@@ -97,13 +97,14 @@ def main() -> int:
     from usr.stack.process import RunPaths
     from usr.stack.services import services
 
-    torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="bench_gateway_"))
     config = stack_config(tmp, USR__KAFKA__MODE="external", USR__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:1",
                           USR__STREAMS__WORKERS="0")
+    torch.set_num_threads(config.triton.threads)  # the naive path gets the threads Triton's model gets
     paths = RunPaths(config.run.dir).ensure()
     svc = {s.name: s for s in services(config)}
-    result: dict = {"benchmark": "gateway_rank_latency", "candidates": CANDIDATES, "cpu_count": 2}
+    result: dict = {"benchmark": "gateway_rank_latency", "candidates": CANDIDATES, "cpu_count": 2,
+                    "model": "MMoE+USR", "torch_threads": config.triton.threads}
     started: list[str] = []
     try:
         print("[bench] writing online features", file=sys.stderr)

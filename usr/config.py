@@ -103,6 +103,7 @@ class TritonConfig(_Section):
     model_repository: Path = PROJECT_ROOT / "triton_repo"
     model_name: str = "usr"
     max_batch_size: int = Field(1024, ge=1)
+    threads: int = Field(2, ge=1, le=64, description="torch threads per model call in the local Triton host")
 
     @property
     def grpc_url(self) -> str:

@@ -171,7 +171,7 @@ def _triton(config: Config) -> Service:
         argv = [str(TRITON_PYTHON), str(Path(__file__).with_name("triton_host.py")),
                 "--repo", str(t.model_repository), "--grpc-port", str(t.grpc_port),
                 "--http-port", str(t.http_port), "--metrics-port", str(t.metrics_port),
-                "--workspace", str(triton_workspace(config))]
+                "--workspace", str(triton_workspace(config)), "--threads", str(t.threads)]
         return process.spawn(paths, "triton", argv, env=triton_env())
 
     return Service(name="triton", mode=t.mode,

@@ -150,9 +150,10 @@ def main() -> int:
     ap.add_argument("--metrics-port", type=int, default=8002)
     ap.add_argument("--workspace", type=Path, required=True)
     ap.add_argument("--poll-s", type=float, default=0.5, help="how often to look for new versions")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads per model call")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
