@@ -28,7 +28,11 @@ def online_store_config(config: Config) -> dict[str, Any]:
         conn = f"{r.host}:{r.port}"
         if r.password_env:
             conn += f",password={os.environ.get(r.password_env, '')}"
-        return {"type": "redis", "connection_string": conn}
+        # skip_dedup: writes are upserts, last writer wins, as with SQLite. Feast's default
+        # drops a write whose event timestamp is not newer than the stored one, which would
+        # drop the stream's corrections (a late click changes a history without moving its
+        # newest timestamp) and its re-writes after a restart.
+        return {"type": "redis", "connection_string": conn, "skip_dedup": True}
     return {"type": "sqlite", "path": str(feast_dir(config) / "online.db")}
 
 

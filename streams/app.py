@@ -197,6 +197,7 @@ class DirectDriver(Driver, Service):
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=k.session_timeout_ms, heartbeat_interval_ms=k.heartbeat_interval_ms,
             max_poll_interval_ms=300_000, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=32 << 20,
+            fetch_max_wait_ms=50,   # a quiet partition answers fast: freshness, and the item records' round trip
             **aiokafka_kwargs(self.config))
         await self.consumer.start()
         self.consumer.subscribe(stream_topics(self.config), listener=Listener())

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("usr.config_cli", "print the effective configuration after file and env overrides"),
     "simulate": ("usr.data.simulate_cli", "simulate a shop and write an event log + impression table"),
     "replay": ("usr.data.replay_cli", "publish an event log to Kafka in time order"),
+    "streams": ("streams.cli", "stream jobs: load-catalog, publish, watermark, status, offline reference, worker"),
     "load": ("usr.data.load_cli", "turn a real log (jdsearch|aliexpress|kuaisar|generic) into an impression table"),
     "experiment": ("model.experiment_cli", "offline experiment: each base model with and without USR"),
     "train": ("model.train_cli", "train one model variant on an impression table"),
