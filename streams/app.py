@@ -286,7 +286,11 @@ def make_app(config: Config, index: int, processor: Processor) -> tuple[faust.Ap
         @app.agent(topics, name="streams.step")
         async def step_agent(stream: Any) -> None:  # noqa: ANN401
             async for events in stream.take_events(s.batch_size, within=s.flush_interval_s):
-                records = [(e.message.topic, e.message.partition, e.message.offset, e.message.value) for e in events]
+                # a batch can still hold messages of partitions revoked meanwhile: leave them
+                # to their new owner instead of reloading (and re-claiming) their state
+                owned = app.consumer.assignment()
+                records = [(e.message.topic, e.message.partition, e.message.offset, e.message.value) for e in events
+                           if e.message.tp in owned]
                 try:
                     # Faust acks the batch when this returns: checkpoint it first
                     await driver.step(records, flush=True)

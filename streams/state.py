@@ -59,6 +59,7 @@ KIND_OF_TYPE = {name: k for k, name in enumerate(KINDS)}
 SCENARIO_IDX = {"search": 0, "rec": 1}
 MS_HOUR, MS_DAY = 3_600_000, 86_400_000
 END_OF_LOG_TS = TS_MAX_MS
+PRUNE_EVERY_MS = 15 * 60_000
 _SEEN_PREFIX = ("i:", "c:", "o:")   # duplicates are detected per topic: (kind, event_id)
 
 # click entry: a list, so the order upgrade can be set in place
@@ -447,7 +448,9 @@ class PartitionState:
     def _prune(self, w: int) -> None:
         """Forget what no future output can depend on (bounded state)."""
         step = self.cfg.window_bucket_ms
-        if self._pruned_at is not None and w - self._pruned_at < step and w < END_OF_LOG_TS - self.cfg.lateness_ms:
+        # a pass over all users: at most every PRUNE_EVERY_MS of event time (bounds memory, not results)
+        if self._pruned_at is not None and w - self._pruned_at < PRUNE_EVERY_MS \
+                and w < END_OF_LOG_TS - self.cfg.lateness_ms:
             return
         self._pruned_at = w
         min_pending = min(self.pending) * self.cfg.rows_bucket_ms if self.pending else w
