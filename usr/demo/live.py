@@ -53,6 +53,7 @@ class FreshnessProbe:
         self.config, self.timeout_s = config, timeout_s
         self.samples_ms: list[float] = []
         self.timeouts = 0
+        self.errors: list[str] = []
         self._queue: "queue.Queue[tuple[int, int, float] | None]" = queue.Queue()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -66,23 +67,29 @@ class FreshnessProbe:
     def _run(self) -> None:
         from features.store import open_store
 
-        store = open_store(self.config)
+        store = None
         while True:
             job = self._queue.get()
             if job is None:
                 self._queue.task_done()
                 return
-            user_id, item_id, published_at = job
-            while time.time() < published_at + self.timeout_s:
-                got = store.get_online_features(features=["user_history:hist_item_id"],
-                                                entity_rows=[{"user_id": user_id}]).to_dict()["hist_item_id"][0]
-                if got and int(got[0]) == item_id:
-                    self.samples_ms.append((time.time() - published_at) * 1000)
-                    break
-                time.sleep(0.01)
-            else:
-                self.timeouts += 1
-            self._queue.task_done()
+            try:
+                store = store or open_store(self.config)
+                self._probe(store, *job)
+            except Exception as exc:  # noqa: BLE001 - a failed probe is counted, the probe goes on
+                self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            finally:
+                self._queue.task_done()
+
+    def _probe(self, store, user_id: int, item_id: int, published_at: float) -> None:
+        while time.time() < published_at + self.timeout_s:
+            got = store.get_online_features(features=["user_history:hist_item_id"],
+                                            entity_rows=[{"user_id": user_id}]).to_dict()["hist_item_id"][0]
+            if got and int(got[0]) == item_id:
+                self.samples_ms.append((time.time() - published_at) * 1000)
+                return
+            time.sleep(0.01)
+        self.timeouts += 1
 
     def close(self) -> None:
         self._queue.put(None)
@@ -99,6 +106,7 @@ def run_live(config: Config, shop, address: str, arms: dict[str, str], n_request
     producer = make_kafka_producer(config.kafka, acks="all")
     arm_names = sorted(arms)
     records: list[LiveRecord] = []
+    probe_due = False
     t_start = time.perf_counter()
     try:
         with RankingClient(address, timeout_s=5.0) as client:
@@ -117,7 +125,9 @@ def run_live(config: Config, shop, address: str, arms: dict[str, str], n_request
                     producer.send(topic_for(ev.event_type, config.kafka.topics), value=encode_event(ev),
                                   key=event_key(ev))
                 clicks = [ev for ev in events if ev.event_type == "click"]
-                if freshness is not None and clicks and k % freshness_every == 0 and not freshness.busy():
+                probe_due = probe_due or k % freshness_every == 0  # the next request with a click after every n-th
+                if freshness is not None and clicks and probe_due and not freshness.busy():
+                    probe_due = False
                     producer.flush()
                     last = max(clicks, key=lambda ev: ev.ts)
                     freshness.watch(last.user_id, last.item_id, time.time())

@@ -177,13 +177,16 @@ def run_demo(config: Config, preset: DemoPreset, out: Path, keep_stack: bool = F
                                preset.live_requests, preset.candidates, freshness, preset.freshness_every, progress)
             log("live traffic done; waiting for a running retrain to finish")
         freshness.close()
+        if freshness.errors:
+            log(f"{len(freshness.errors)} freshness probes failed, first: {freshness.errors[0]}")
         phases["live_and_retrain"] = time.perf_counter() - t0
         retrains = {acfg.triton.model_name: [asdict(r) for r in Registry(registry_dir(acfg)).records()]
                     for acfg in arm_cfgs.values()}
         phases["total"] = time.perf_counter() - t_all
         report = write_report(out, preset=asdict(preset), phases={k: round(v, 1) for k, v in phases.items()},
                               offline=offline, oracle=oracle, records=records, freshness_ms=freshness.samples_ms,
-                              freshness_timeouts=freshness.timeouts, retrains=retrains, stream_stats=stream_stats,
+                              freshness_timeouts=freshness.timeouts + len(freshness.errors), retrains=retrains,
+                              stream_stats=stream_stats,
                               arms={arm: name for arm, (name, _) in arms.items()})
         log(f"scheduled retrains: {scheduler.runs}")
         log(f"report: {report} (total {phases['total']:.0f} s)")
