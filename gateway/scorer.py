@@ -14,7 +14,7 @@ import numpy as np
 import tritonclient.grpc.aio as grpcclient
 
 from features.spec import FeatureSpec
-from model.triton_export import serving_version
+from model.repository import serving_version
 
 _TRITON_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}
 

@@ -35,7 +35,8 @@ from features.spec import FeatureSpec
 from model.configs import ModelConfig, get_config
 from model.data import BatchStream, TimeSplit, impression_files
 from model.registry import Registry, VersionRecord
-from model.triton_export import publish, serving_version, set_serving_version, versions
+from model.repository import serving_version, versions
+from model.triton_export import publish, set_serving_version
 from usr.config import Config
 from usr.data.tables import IMPRESSION_SCHEMA
 

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_once(config: Config, progress: bool) -> int:
     from model.retrain import registry_dir, retrain_once
     from model.retrain_metrics import observe
-    from model.triton_export import serving_version
+    from model.repository import serving_version
 
     record = retrain_once(config, progress=progress)
     serving = serving_version(config.triton.model_repository, config.triton.model_name)

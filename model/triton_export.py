@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from features.spec import INPUT_NAMES, FeatureSpec
+from model.repository import SERVING_POINTER, serving_version, versions
 
 OUTPUT_NAMES = ("ctr", "ctcvr", "model_version")
-SERVING_POINTER = "serving_version"  # optional file naming the version a server should serve
 
 
 class VersionedServing(torch.nn.Module):
@@ -111,13 +111,6 @@ def _warmup_inputs(signature: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def versions(repo: Path, name: str) -> list[int]:
-    model_dir = Path(repo) / name
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / "model.pt").is_file())
-
-
 def publish(serving: torch.jit.ScriptModule, spec: FeatureSpec, repo: Path, name: str = "usr",
             version: int | None = None, model_config: dict[str, Any] | None = None,
             max_batch_size: int = 1024) -> int:
@@ -142,19 +135,6 @@ def publish(serving: torch.jit.ScriptModule, spec: FeatureSpec, repo: Path, name
     staging.rename(final)
     _write_atomic(model_dir / "config.pbtxt", config_pbtxt(name, signature, serving_version(repo, name) or version))
     return version
-
-
-def serving_version(repo: Path, name: str) -> int | None:
-    """The version servers serve: the pinned one (``serving_version`` file) if it exists, else the newest.
-    (usr/stack/triton_host.py applies the same rule in its own environment.)"""
-    available = versions(repo, name)
-    try:
-        pinned = int((Path(repo) / name / SERVING_POINTER).read_text().strip())
-        if pinned in available:
-            return pinned
-    except (OSError, ValueError):
-        pass
-    return available[-1] if available else None
 
 
 def set_serving_version(repo: Path, name: str, version: int) -> None:

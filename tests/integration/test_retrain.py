@@ -14,7 +14,7 @@ from gateway.client import RankingClient
 from gateway.server import build_service
 from model.registry import Registry
 from model.retrain import registry_dir, retrain_once, rollback
-from model.triton_export import serving_version
+from model.repository import serving_version
 from tests.integration.gateway_fixtures import gateway_config, running_gateway, wait_model_version
 from tests.integration.test_gateway import CatalogFeatures
 from usr.config import Config

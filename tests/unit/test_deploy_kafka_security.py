@@ -84,4 +84,5 @@ def test_redis_password_reaches_the_feast_online_store(monkeypatch) -> None:
     monkeypatch.setenv("REDIS_TEST_PASSWORD", "s3cr3t")
     config = load_config(environ={"USR__FEAST__ONLINE_STORE": "redis", "USR__REDIS__HOST": "redis.internal",
                                   "USR__REDIS__PORT": "6380", "USR__REDIS__PASSWORD_ENV": "REDIS_TEST_PASSWORD"})
-    assert online_store_config(config) == {"type": "redis", "connection_string": "redis.internal:6380,password=s3cr3t"}
+    store = online_store_config(config)
+    assert store["type"] == "redis" and store["connection_string"] == "redis.internal:6380,password=s3cr3t"
