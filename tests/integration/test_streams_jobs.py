@@ -66,6 +66,13 @@ def test_two_workers_share_the_partitions_and_equal_one(stack: Config, sim_dir: 
     with workers(config, 2) as ws:
         for w in ws:
             w.wait_ready()
+        # answering is not owning: publish once the group has split the partitions between both
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            owned = [set((w.status() or {}).get("stage1") or {}) for w in ws]
+            if all(owned) and not owned[0] & owned[1] and len(owned[0] | owned[1]) == config.kafka.topics.partitions:
+                break
+            time.sleep(0.2)
         publish_log(config, sim_dir)
         done = wait_done(config, ws)
     owned = [set(s["stage1"]) for s in done]
