@@ -53,13 +53,16 @@ def _tail(paths: RunPaths, name: str, lines: int = 25) -> str:
         return "(no log)"
 
 
-def up(config: Config) -> list[ServiceStatus]:
-    """Start every managed service that is not running and wait until each is healthy."""
+def up(config: Config, only: set[str] | None = None) -> list[ServiceStatus]:
+    """Start every managed service that is not running (``only``: just these) and wait
+    until each is healthy."""
     paths = run_paths(config)
     started: list[Service] = []
     statuses: list[ServiceStatus] = []
     t_all = time.monotonic()
     for svc in services(config):
+        if only is not None and svc.name not in only:
+            continue
         for note in svc.notes:
             _log(f"[{svc.name}] {note}")
         t0 = time.monotonic()
