@@ -6,6 +6,7 @@ import csv
 import dataclasses as dc
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,17 @@ from usr.data.loaders import load_aliexpress, load_generic, load_jdsearch, load_
 from usr.data.tables import ACTION_CLICK, ACTION_ORDER, HISTORY_LEN, IMPRESSION_SCHEMA, SOURCE_REC, SOURCE_SEARCH
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """The real samples (licensed CC BY-NC-SA, so not copied into this repository):
+    $USR_SHARED_DATA, else ../shared/data beside the checkout, else /work/shared/data."""
+    candidates = [Path(os.environ["USR_SHARED_DATA"])] if os.environ.get("USR_SHARED_DATA") else []
+    candidates += [ROOT.parent / "shared" / "data", Path("/work/shared/data")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED = _shared_data()
 JD = SHARED / "jdsearch_sample"
 AE = SHARED / "aliexpress_sample"
 KUAISAR = ROOT / "tests" / "fixtures" / "kuaisar"
