@@ -57,7 +57,6 @@ def up(config: Config, only: set[str] | None = None) -> list[ServiceStatus]:
     """Start every managed service that is not running (``only``: just these) and wait
     until each is healthy."""
     paths = run_paths(config)
-    started: list[Service] = []
     statuses: list[ServiceStatus] = []
     t_all = time.monotonic()
     for svc in services(config):
@@ -75,10 +74,9 @@ def up(config: Config, only: set[str] | None = None) -> list[ServiceStatus]:
                                    f"change them in the configuration")
             _log(f"[{svc.name}] starting ({svc.mode})")
             pid = svc.start(paths)
-            started.append(svc)
         alive = (lambda p=pid: process.pid_alive(p)) if pid else None
-        if svc.name == "feast":
-            _apply_feast(config)
+        if svc.prepare is not None:
+            svc.prepare()
         ok = process.wait_until(lambda s=svc: s.check().ok, config.run.startup_timeout_s, 0.25, alive)
         st = _status_of(svc, paths, round(time.monotonic() - t0, 2))
         statuses.append(st)
@@ -86,21 +84,11 @@ def up(config: Config, only: set[str] | None = None) -> list[ServiceStatus]:
             _log(f"[{svc.name}] did not become healthy: {st.detail}\n--- last log lines ---\n{_tail(paths, svc.name)}")
             down(config)
             raise RuntimeError(f"[{svc.name}] failed to start; see {paths.logfile(svc.name)}")
-        if svc.name == "kafka":
-            from usr.kafka_client import ensure_topics
-
-            created = ensure_topics(config.kafka)
-            if created:
-                _log(f"[kafka] created topics {created}")
+        if svc.on_healthy is not None and (message := svc.on_healthy()):
+            _log(f"[{svc.name}] {message}")
         _log(f"[{svc.name}] healthy in {st.seconds_to_healthy:.1f}s: {st.detail}")
     _log(f"stack healthy in {time.monotonic() - t_all:.1f}s")
     return statuses
-
-
-def _apply_feast(config: Config) -> None:
-    from features.store import apply_definitions
-
-    apply_definitions(config)
 
 
 def status(config: Config) -> list[ServiceStatus]:

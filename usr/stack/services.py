@@ -35,6 +35,8 @@ class Service:
     start: Callable[[RunPaths], int | None] | None = None
     stop_signal: int = signal.SIGTERM
     notes: list[str] = field(default_factory=list)
+    prepare: Callable[[], None] | None = None          # after start, before the health wait
+    on_healthy: Callable[[], str | None] | None = None  # once healthy; returns a line to log
 
 
 # ---------------------------------------------------------------- kafka
@@ -53,13 +55,19 @@ def _kafka(config: Config) -> Service:
         ok, detail = broker_answers(k)
         return Health(ok, f"{k.bootstrap}: {detail}")
 
+    def create_topics() -> str | None:
+        from usr.kafka_client import ensure_topics
+
+        created = ensure_topics(k)
+        return f"created topics {created}" if created else None
+
     starter = {"apache": start_apache, "tansu": start_tansu}.get(mode)
     return Service(
         name="kafka", mode=mode,
         ports=[k.port, k.controller_port] if mode == "apache" else ([k.port] if mode == "tansu" else []),
         managed=mode != "external", check=check,
         start=(lambda paths: starter(config, paths, "kafka")) if starter else None,
-        notes=[why] if why else [],
+        notes=[why] if why else [], on_healthy=create_topics,
     )
 
 
@@ -109,7 +117,12 @@ def _feast(config: Config) -> Service:
             return Health(False, f"{config.feast.online_store} online store: {type(exc).__name__}: {exc}")
         return Health(ok, f"{config.feast.online_store} online store: {detail}")
 
-    return Service(name="feast", mode=config.feast.online_store, ports=[], managed=False, check=check)
+    def apply() -> None:
+        from features.store import apply_definitions
+
+        apply_definitions(config)
+
+    return Service(name="feast", mode=config.feast.online_store, ports=[], managed=False, check=check, prepare=apply)
 
 
 # ---------------------------------------------------------------- triton
