@@ -23,7 +23,8 @@ def test_small_demo_runs_end_to_end_and_reports_every_section(tmp_path) -> None:
     for png in ("online_ctr_ctcvr.png", "gateway_latency.png", "feature_freshness.png", "offline_auc.png"):
         assert (report.parent / png).stat().st_size > 5000, png
     data = json.loads((report.parent / "report.json").read_text())
-    assert {"A", "B", "lift"} <= set(data["ab"])
+    assert {"A", "B", "lift", "paired"} <= set(data["ab"])
+    assert data["ab"]["paired"]["clicks"]["requests"] == get_preset("small").live_requests
     records = data["live_records"]
     assert len(records) == get_preset("small").live_requests
     assert sum(r["fallback"] for r in records) == 0, "every live request was scored by a model"

@@ -43,6 +43,10 @@ class LiveRecord:
     orders: int
     expected_clicks: float
     expected_orders: float
+    user_id: int = 0
+    # simulation only: the same request ranked by every arm's model, expected clicks and orders
+    # of each ranking from the ground truth (a paired, low-variance comparison of the models)
+    counterfactual: dict[str, list[float]] | None = None
 
 
 class FreshnessProbe:
@@ -120,6 +124,14 @@ def run_live(config: Config, shop, address: str, arms: dict[str, str], n_request
                 latency_ms = (time.perf_counter() - t0) * 1000
                 ranked = [i.item_id for i in reply.items]
                 expected = shop.expected(req, ranked)
+                counterfactual = {arm: [expected["expected_clicks"], expected["expected_orders"]]}
+                for other in arm_names:
+                    if other != arm:
+                        alt = client.rank(req["user_id"], req["scenario"], req["candidates"], query=req["query"] or "",
+                                          query_id=req["query_id"] or 0, query_terms=req["query_terms"] or (),
+                                          request_id=f"{req['request_id']}-cf", ts_ms=req["ts"], model=arms[other])
+                        e = shop.expected(req, [i.item_id for i in alt.items])
+                        counterfactual[other] = [e["expected_clicks"], e["expected_orders"]]
                 events = shop.respond(req, ranked)
                 for ev in events:
                     producer.send(topic_for(ev.event_type, config.kafka.topics), value=encode_event(ev),
@@ -136,7 +148,8 @@ def run_live(config: Config, shop, address: str, arms: dict[str, str], n_request
                     model_version=reply.model_version, fallback=reply.fallback, latency_ms=latency_ms,
                     scenario=req["scenario"], shown=sum(ev.event_type == "impression" for ev in events),
                     clicks=len(clicks), orders=sum(ev.event_type == "order" for ev in events),
-                    expected_clicks=expected["expected_clicks"], expected_orders=expected["expected_orders"])
+                    expected_clicks=expected["expected_clicks"], expected_orders=expected["expected_orders"],
+                    user_id=int(req["user_id"]), counterfactual=counterfactual)
                 records.append(rec)
                 if on_progress is not None:
                     on_progress(k, rec)
@@ -146,10 +159,14 @@ def run_live(config: Config, shop, address: str, arms: dict[str, str], n_request
     return records
 
 
-def rate_ci(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> tuple[float, float, float]:
-    """Rate with a 95% confidence interval, clustered by request (delta method), so that
-    impressions of one list are not treated as independent."""
+def rate_ci(successes: np.ndarray, trials: np.ndarray, clusters: np.ndarray | None = None,
+            z: float = 1.96) -> tuple[float, float, float]:
+    """Rate with a 95% confidence interval by the delta method, clustered (by default by
+    row; the A/B analysis passes the user, the unit shoppers are randomised by)."""
     s, n = successes.astype(float), trials.astype(float)
+    if clusters is not None:
+        _, inverse = np.unique(clusters, return_inverse=True)
+        s, n = np.bincount(inverse, s), np.bincount(inverse, n)
     total = n.sum()
     if total == 0:
         return float("nan"), float("nan"), float("nan")
@@ -162,18 +179,37 @@ def rate_ci(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> tuple
     return rate, rate - z * se, rate + z * se
 
 
+def paired_lift(records: list[LiveRecord], a: str, b: str, index: int, z: float = 1.96) -> dict[str, float]:
+    """Relative difference of expected clicks (index 0) or orders (1) when the same requests
+    are ranked by arm ``b``'s model instead of arm ``a``'s, with a CI clustered by user."""
+    rs = [r for r in records if r.counterfactual and a in r.counterfactual and b in r.counterfactual]
+    if len(rs) < 2:
+        return {"lift": float("nan"), "ci95": [float("nan"), float("nan")], "requests": len(rs)}
+    ya = np.array([r.counterfactual[a][index] for r in rs])
+    yb = np.array([r.counterfactual[b][index] for r in rs])
+    _, users = np.unique([r.user_id for r in rs], return_inverse=True)
+    sa, sb = np.bincount(users, ya), np.bincount(users, yb)
+    ratio = sb.sum() / sa.sum()
+    m = len(sa)
+    resid = sb - ratio * sa  # delta method for a ratio of sums
+    se = np.sqrt(m / (m - 1) * np.sum(resid ** 2)) / sa.sum()
+    return {"lift": ratio - 1.0, "ci95": [ratio - z * se - 1.0, ratio + z * se - 1.0], "requests": len(rs)}
+
+
 def ab_summary(records: list[LiveRecord]) -> dict[str, Any]:
-    """Online CTR and CTCVR per arm with 95% CIs (observed and expected from the ground truth)."""
+    """Per arm: online CTR and CTCVR (observed, and expected from the ground truth) with 95%
+    CIs clustered by user; and the paired comparison of the models on the same requests."""
     out: dict[str, Any] = {}
     for arm in sorted({r.arm for r in records}):
         rs = [r for r in records if r.arm == arm]
         shown = np.array([r.shown for r in rs])
-        row: dict[str, Any] = {"requests": len(rs), "impressions": int(shown.sum()),
+        users = np.array([r.user_id for r in rs])
+        row: dict[str, Any] = {"requests": len(rs), "users": len(set(users.tolist())), "impressions": int(shown.sum()),
                                "fallbacks": sum(r.fallback for r in rs)}
         for name, values in (("ctr", [r.clicks for r in rs]), ("ctcvr", [r.orders for r in rs]),
                              ("expected_ctr", [r.expected_clicks for r in rs]),
                              ("expected_ctcvr", [r.expected_orders for r in rs])):
-            rate, lo, hi = rate_ci(np.array(values), shown)
+            rate, lo, hi = rate_ci(np.array(values), shown, users)
             row[name] = {"rate": rate, "ci95": [lo, hi]}
         out[arm] = row
     arms = sorted(out)
@@ -182,4 +218,5 @@ def ab_summary(records: list[LiveRecord]) -> dict[str, Any]:
         for metric in ("ctr", "ctcvr", "expected_ctr", "expected_ctcvr"):
             ra, rb = out[a][metric]["rate"], out[b][metric]["rate"]
             out.setdefault("lift", {})[metric] = (rb / ra - 1.0) if ra > 0 else float("nan")
+        out["paired"] = {"clicks": paired_lift(records, a, b, 0), "orders": paired_lift(records, a, b, 1)}
     return out

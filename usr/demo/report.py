@@ -138,22 +138,32 @@ def write_report(out: Path, *, preset: dict[str, Any], phases: dict[str, float],
               "![online CTR and CTCVR](online_ctr_ctcvr.png)", ""]
     lines += ["## A/B test", "", "Shoppers split by a stable hash of the user id: " +
               ", ".join(f"arm `{a}` = model `{m}`" for a, m in sorted(arms.items())) +
-              ". 95% intervals are clustered by request. `expected_*` use the simulator's true "
-              "probabilities of what was shown (no sampling noise).", "",
-              "| arm | requests | impressions | CTR [95% CI] | CTCVR [95% CI] | expected CTR | expected CTCVR |",
-              "|---|---|---|---|---|---|---|"]
-    for arm in sorted(a for a in ab if a != "lift"):
+              ". 95% intervals are clustered by user (the unit shoppers are randomised by). `expected_*` "
+              "use the simulator's true probabilities of what was shown (no sampling noise, but still "
+              "different shoppers per arm).", "",
+              "| arm | requests | users | impressions | CTR [95% CI] | CTCVR [95% CI] | expected CTR | expected CTCVR |",
+              "|---|---|---|---|---|---|---|---|"]
+    for arm in sorted(a for a in ab if a not in ("lift", "paired")):
         r = ab[arm]
 
         def ci(metric: str) -> str:
             m = r[metric]
             return f"{_fmt(m['rate'])} [{_fmt(m['ci95'][0])}, {_fmt(m['ci95'][1])}]"
 
-        lines.append(f"| {arm} | {r['requests']} | {r['impressions']} | {ci('ctr')} | {ci('ctcvr')} | "
+        lines.append(f"| {arm} | {r['requests']} | {r.get('users', '–')} | {r['impressions']} | {ci('ctr')} | {ci('ctcvr')} | "
                      f"{_fmt(r['expected_ctr']['rate'])} | {_fmt(r['expected_ctcvr']['rate'])} |")
     if "lift" in ab:
         lines += ["", "Relative lift of the second arm over the first: " +
                   ", ".join(f"{k} {v * 100:+.1f}%" for k, v in ab["lift"].items())]
+    if "paired" in ab:
+        def pct(d: dict) -> str:
+            return f"{d['lift'] * 100:+.2f}% [{d['ci95'][0] * 100:+.2f}%, {d['ci95'][1] * 100:+.2f}%]"
+
+        p = ab["paired"]
+        lines += ["", "Paired comparison (simulation only): every request was also ranked by the other arm's "
+                  "model, and both rankings were scored with the true probabilities of what the shopper "
+                  f"would see. Second arm's model against the first's over {p['clicks']['requests']} requests: "
+                  f"expected clicks {pct(p['clicks'])}, expected orders {pct(p['orders'])} (95% CI, clustered by user)."]
     lines += ["", "## Feature freshness", "",
               f"Time from publishing a click to reading it in the user's online history: "
               f"p50 {_fmt(float(np.nanpercentile(fresh, 50)), 1)} ms, p99 {_fmt(float(np.nanpercentile(fresh, 99)), 1)} ms "
